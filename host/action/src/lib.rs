@@ -1,0 +1,241 @@
+//! From a planned [`Process`] to the REAPI messages that describe it, encoded canonically.
+//!
+//! The canonical rules: environment variables sorted by name, platform properties sorted by
+//! name then value, output paths sorted and unique, the input root built by the Merkle builder
+//! (which sorts entries). Only the process itself goes in: nothing of the host (no `PATH`,
+//! `HOME`, `USER`, `TMPDIR`, nor the checkout's absolute path), so the same process gives the same
+//! action digest on every machine and in every mode.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use remex_model::Process;
+use remex_proto::reapi;
+use remex_store::{
+    ActionDigest, Digest, InputEntry, InputTreeBuilder, LocalStore, MerkleError, StoreError,
+};
+
+/// Why a process could not become an action.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("input `{path}` cannot be read: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Tree(#[from] MerkleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("output path `{0}` must be relative to the working directory, without `..`")]
+    BadOutput(String),
+}
+
+/// An action ready to run: every blob it needs is in the local store.
+#[derive(Clone, Debug)]
+pub struct PreparedAction {
+    pub digest: ActionDigest,
+    pub action: reapi::Action,
+    pub command: reapi::Command,
+    pub input_root: Digest,
+    /// How many files the input root holds, and their total size.
+    pub input_files: usize,
+    pub input_bytes: u64,
+}
+
+/// Which output fields the `Command` carries: `output_paths` for REAPI 2.1 and later, the
+/// older `output_files` and `output_directories` for 2.0 servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputFields {
+    #[default]
+    Paths,
+    FilesAndDirectories,
+}
+
+/// Builds the `Command`, input root and `Action` of `process`, storing every blob in `store`.
+/// Input files are read from `repo_root`.
+pub fn prepare(
+    process: &Process,
+    repo_root: &Path,
+    store: &LocalStore,
+    fields: OutputFields,
+) -> Result<PreparedAction, ActionError> {
+    let mut tree = InputTreeBuilder::new();
+    let mut input_bytes = 0;
+    for path in unique_sorted(&process.input_files) {
+        let full = repo_root.join(path);
+        let entry = store_input(store, &full)?;
+        if let InputEntry::File { digest, .. } = &entry {
+            input_bytes += digest.size_bytes;
+        }
+        tree.add(path, entry)?;
+    }
+    let tree = tree.build();
+    for (_, bytes) in &tree.directories {
+        store.put_bytes(bytes)?;
+    }
+
+    let command = command_of(process, fields)?;
+    let platform = platform_of(&process.platform);
+    let action = reapi::Action {
+        command_digest: Some(store.put_message(&command)?.to_proto()),
+        input_root_digest: Some(tree.root_digest.to_proto()),
+        timeout: process.timeout.and_then(|t| t.try_into().ok()),
+        do_not_cache: false,
+        salt: Default::default(),
+        platform,
+    };
+    let digest = ActionDigest(store.put_message(&action)?);
+    Ok(PreparedAction {
+        digest,
+        action,
+        command,
+        input_root: tree.root_digest,
+        input_files: process.input_files.len(),
+        input_bytes,
+    })
+}
+
+fn store_input(store: &LocalStore, full: &Path) -> Result<InputEntry, ActionError> {
+    let input_error = |source| ActionError::Input {
+        path: full.to_owned(),
+        source,
+    };
+    let metadata = fs::symlink_metadata(full).map_err(input_error)?;
+    if metadata.is_symlink() {
+        let target = fs::read_link(full).map_err(input_error)?;
+        return Ok(InputEntry::Symlink {
+            target: target.to_string_lossy().into_owned(),
+        });
+    }
+    if metadata.is_dir() {
+        return Ok(InputEntry::EmptyDirectory);
+    }
+    Ok(InputEntry::File {
+        digest: store.put_file(full)?,
+        is_executable: metadata.permissions().mode() & 0o111 != 0,
+    })
+}
+
+fn command_of(process: &Process, fields: OutputFields) -> Result<reapi::Command, ActionError> {
+    for path in process
+        .output_files
+        .iter()
+        .chain(&process.output_directories)
+    {
+        if path.is_empty() || path.starts_with('/') || path.split('/').any(|s| s == "..") {
+            return Err(ActionError::BadOutput(path.clone()));
+        }
+    }
+    let mut command = reapi::Command {
+        arguments: process.argv.clone(),
+        // A BTreeMap: already sorted by name, each name once.
+        environment_variables: process
+            .env
+            .iter()
+            .map(|(name, value)| reapi::command::EnvironmentVariable {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        platform: platform_of(&process.platform),
+        working_directory: process.working_directory.clone(),
+        ..Default::default()
+    };
+    match fields {
+        OutputFields::Paths => {
+            let all = process.output_files.iter().chain(&process.output_directories);
+            command.output_paths = all.collect::<BTreeSet<_>>().into_iter().cloned().collect();
+        }
+        OutputFields::FilesAndDirectories => {
+            command.output_files = unique_sorted(&process.output_files)
+                .map(str::to_owned)
+                .collect();
+            command.output_directories = unique_sorted(&process.output_directories)
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+    Ok(command)
+}
+
+fn unique_sorted(items: &[String]) -> impl Iterator<Item = &str> {
+    items
+        .iter()
+        .map(String::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+}
+
+/// Platform properties sorted by name, then value; `None` when there are none.
+pub fn platform_of(properties: &[(String, String)]) -> Option<reapi::Platform> {
+    if properties.is_empty() {
+        return None;
+    }
+    let sorted: BTreeSet<_> = properties.iter().collect();
+    Some(reapi::Platform {
+        properties: sorted
+            .into_iter()
+            .map(|(name, value)| reapi::platform::Property {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn process() -> Process {
+        Process {
+            argv: vec!["/bin/sh".into(), "-c".into(), "true".into()],
+            env: BTreeMap::from([("B".into(), "2".into()), ("A".into(), "1".into())]),
+            input_files: vec!["src/b.txt".into(), "src/a.txt".into()],
+            output_files: vec!["z".into(), "a".into(), "a".into()],
+            platform: vec![("os".into(), "linux".into()), ("arch".into(), "x86".into())],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn order_of_inputs_outputs_and_properties_does_not_change_the_digest() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(repo.path().join("src")).expect("mkdir");
+        fs::write(repo.path().join("src/a.txt"), "a").expect("write");
+        fs::write(repo.path().join("src/b.txt"), "b").expect("write");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+
+        let first = prepare(&process(), repo.path(), &store, OutputFields::Paths).expect("ok");
+        let mut reordered = process();
+        reordered.input_files.reverse();
+        reordered.output_files.reverse();
+        reordered.platform.reverse();
+        let second = prepare(&reordered, repo.path(), &store, OutputFields::Paths).expect("ok");
+
+        assert_eq!(first.digest, second.digest);
+        assert_eq!(first.command.output_paths, vec!["a", "z"]);
+        let names: Vec<_> = first.command.environment_variables.iter().map(|v| &v.name).collect();
+        assert_eq!(names, ["A", "B"]);
+        assert_eq!(first.action.platform, first.command.platform);
+        assert_eq!(first.action.platform.as_ref().expect("platform").properties[0].name, "arch");
+    }
+
+    #[test]
+    fn output_outside_the_working_directory_is_refused() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+        let mut bad = process();
+        bad.input_files.clear();
+        bad.output_files = vec!["../escape".into()];
+        let err = prepare(&bad, repo.path(), &store, OutputFields::Paths).expect_err("refused");
+        assert!(matches!(err, ActionError::BadOutput(_)), "{err}");
+    }
+}

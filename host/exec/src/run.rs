@@ -1,0 +1,293 @@
+//! Running one action in a sandbox, with the local action cache in front of it.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use remex_proto::reapi;
+use remex_store::{ActionDigest, Digest, DigestError, LocalStore, StoreError};
+use tokio::process::Command as ProcessCommand;
+
+use crate::{materialize, outputs};
+
+/// Why an action could not be run. A command that exits non-zero or times out is not an error:
+/// it is an [`ExecutionOutcome`].
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid action: {0}")]
+    BadAction(String),
+    #[error("invalid digest in action: {0}")]
+    BadDigest(#[from] DigestError),
+    #[error("input blob {0} is missing from the local store")]
+    MissingInput(Digest),
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ExecError {
+    pub(crate) fn io<'a>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(io::Error) -> Self + 'a {
+        move |source| Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// The result of running (or finding in the cache) one action.
+#[derive(Clone, Debug)]
+pub struct ExecutionOutcome {
+    pub result: reapi::ActionResult,
+    /// Served from the action cache without running anything.
+    pub cached: bool,
+    /// Killed when it ran past the action's timeout.
+    pub timed_out: bool,
+}
+
+/// Runs actions on this machine, from and into a [`LocalStore`].
+#[derive(Clone, Debug)]
+pub struct LocalExecutor {
+    store: LocalStore,
+}
+
+impl LocalExecutor {
+    pub fn new(store: LocalStore) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &LocalStore {
+        &self.store
+    }
+
+    /// Looks the action up in the local action cache and runs it on a miss. Results with exit
+    /// code 0 are cached unless the action says `do_not_cache`.
+    pub async fn run(&self, digest: &ActionDigest) -> Result<ExecutionOutcome, ExecError> {
+        let action: reapi::Action = self.store.read_message(&digest.0)?;
+        if !action.do_not_cache
+            && let Some(result) = self.cached_result(digest)?
+        {
+            return Ok(ExecutionOutcome {
+                result,
+                cached: true,
+                timed_out: false,
+            });
+        }
+        let outcome = self.execute(&action).await?;
+        if outcome.result.exit_code == 0 && !outcome.timed_out && !action.do_not_cache {
+            self.store.put_action_result(digest, &outcome.result)?;
+        }
+        Ok(outcome)
+    }
+
+    /// A cached result whose blobs are all still present, or `None`.
+    pub fn cached_result(
+        &self,
+        digest: &ActionDigest,
+    ) -> Result<Option<reapi::ActionResult>, ExecError> {
+        let Some(result) = self.store.get_action_result(digest)? else {
+            return Ok(None);
+        };
+        let complete = referenced_blobs(&result)
+            .iter()
+            .all(|d| matches!(d, Ok(d) if self.store.contains(d)));
+        Ok(complete.then_some(result))
+    }
+
+    /// Runs an action in a fresh sandbox, without consulting the cache.
+    pub async fn execute(&self, action: &reapi::Action) -> Result<ExecutionOutcome, ExecError> {
+        let started = SystemTime::now();
+        let command_digest = Digest::from_proto_field(action.command_digest.as_ref())?;
+        let command: reapi::Command = self.store.read_message(&command_digest)?;
+        let input_root = Digest::from_proto_field(action.input_root_digest.as_ref())?;
+        if command.arguments.is_empty() {
+            return Err(ExecError::BadAction("the command has no arguments".into()));
+        }
+
+        let scratch = tempfile::Builder::new()
+            .prefix("action-")
+            .tempdir_in(self.store.temp_dir())
+            .map_err(ExecError::io("create sandbox in", &self.store.temp_dir()))?;
+        let sandbox = scratch.path().join("root");
+        let store = self.store.clone();
+        let sandbox_for_inputs = sandbox.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir(&sandbox_for_inputs)
+                .map_err(ExecError::io("create", &sandbox_for_inputs))?;
+            materialize::materialize(&store, &input_root, &sandbox_for_inputs)
+        })
+        .await
+        .map_err(|e| ExecError::BadAction(format!("input materialization panicked: {e}")))??;
+
+        let workdir = sandbox.join(&command.working_directory);
+        let output_paths = output_paths(&command);
+        prepare_output_parents(&workdir, &output_paths)?;
+
+        let timeout = action
+            .timeout
+            .as_ref()
+            .and_then(|t| Duration::try_from(*t).ok())
+            .filter(|t| !t.is_zero());
+        let stdout_path = scratch.path().join("stdout");
+        let stderr_path = scratch.path().join("stderr");
+        let (status, timed_out) =
+            spawn_and_wait(&command, &workdir, &stdout_path, &stderr_path, timeout).await?;
+
+        let mut result = reapi::ActionResult {
+            exit_code: exit_code(status),
+            stdout_digest: Some(self.store.put_file(&stdout_path)?.to_proto()),
+            stderr_digest: Some(self.store.put_file(&stderr_path)?.to_proto()),
+            execution_metadata: Some(metadata(started)),
+            ..Default::default()
+        };
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            outputs::collect(&store, &workdir, &output_paths, &mut result).map(|()| result)
+        })
+        .await
+        .map_err(|e| ExecError::BadAction(format!("output collection panicked: {e}")))??;
+
+        Ok(ExecutionOutcome {
+            result,
+            cached: false,
+            timed_out,
+        })
+    }
+}
+
+/// The outputs to collect: `output_paths` (REAPI 2.1 and later) when set, else the older
+/// `output_files` and `output_directories`.
+fn output_paths(command: &reapi::Command) -> Vec<String> {
+    if !command.output_paths.is_empty() {
+        return command.output_paths.clone();
+    }
+    let mut paths = command.output_files.clone();
+    paths.extend(command.output_directories.iter().cloned());
+    paths
+}
+
+/// REAPI makes the executor create the parent directory of every output path.
+fn prepare_output_parents(workdir: &Path, paths: &[String]) -> Result<(), ExecError> {
+    std::fs::create_dir_all(workdir).map_err(ExecError::io("create", workdir))?;
+    for path in paths {
+        if path.starts_with('/') || path.split('/').any(|s| s == "..") {
+            return Err(ExecError::BadAction(format!(
+                "output path `{path}` is outside the working directory"
+            )));
+        }
+        if let Some(parent) = workdir.join(path).parent() {
+            std::fs::create_dir_all(parent).map_err(ExecError::io("create", parent))?;
+        }
+    }
+    Ok(())
+}
+
+async fn spawn_and_wait(
+    command: &reapi::Command,
+    workdir: &Path,
+    stdout_path: &Path,
+    stderr_path: &Path,
+    timeout: Option<Duration>,
+) -> Result<(ExitStatus, bool), ExecError> {
+    let stdout = File::create(stdout_path).map_err(ExecError::io("create", stdout_path))?;
+    let stderr = File::create(stderr_path).map_err(ExecError::io("create", stderr_path))?;
+    let program = &command.arguments[0];
+    let mut process = ProcessCommand::new(program);
+    process
+        .args(&command.arguments[1..])
+        .env_clear()
+        .envs(
+            command
+                .environment_variables
+                .iter()
+                .map(|v| (&v.name, &v.value)),
+        )
+        .current_dir(workdir)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = process.spawn().map_err(|source| ExecError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let group = child.id().map(|id| Pid::from_raw(id as i32));
+
+    let waited = match timeout {
+        Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
+        None => Some(child.wait().await),
+    };
+    // Whatever the command left running in its group goes too.
+    if let Some(group) = group {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
+    match waited {
+        Some(status) => Ok((status.map_err(ExecError::io("wait for", workdir))?, false)),
+        None => {
+            let status = child.wait().await.map_err(ExecError::io("wait for", workdir))?;
+            Ok((status, true))
+        }
+    }
+}
+
+/// The exit code, or 128 plus the signal number for a command killed by a signal, as shells do.
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+fn metadata(started: SystemTime) -> reapi::ExecutedActionMetadata {
+    let now = SystemTime::now();
+    reapi::ExecutedActionMetadata {
+        worker: "remex-local".to_owned(),
+        worker_start_timestamp: Some(started.into()),
+        worker_completed_timestamp: Some(now.into()),
+        execution_start_timestamp: Some(started.into()),
+        execution_completed_timestamp: Some(now.into()),
+        ..Default::default()
+    }
+}
+
+/// Every blob a result refers to, for checking that a cached result is still usable.
+fn referenced_blobs(result: &reapi::ActionResult) -> Vec<Result<Digest, DigestError>> {
+    let mut digests = Vec::new();
+    for file in &result.output_files {
+        digests.push(Digest::from_proto_field(file.digest.as_ref()));
+    }
+    for dir in &result.output_directories {
+        digests.push(Digest::from_proto_field(dir.tree_digest.as_ref()));
+    }
+    for stream in [&result.stdout_digest, &result.stderr_digest]
+        .into_iter()
+        .flatten()
+    {
+        digests.push(Digest::from_proto(stream));
+    }
+    digests
+}
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
