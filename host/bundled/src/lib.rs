@@ -1,0 +1,41 @@
+//! The plugins that ship inside remex, built from `plugins/` for `wasm32-wasip2` by this
+//! crate's build script as part of the normal `cargo build`, and the path of the test plugins
+//! built beside them.
+
+/// The `shell` plugin (target kind `shell_command`), as a WebAssembly component.
+pub const SHELL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shell.wasm"));
+
+/// The absolute directory holding the test plugins' components, such as
+/// `remex_plugin_testing_hostile.wasm`. They are built with the bundled plugins but never
+/// embedded in the binary.
+pub const TEST_PLUGINS_DIR: &str = concat!(env!("OUT_DIR"), "/test-plugins");
+
+/// Every bundled plugin: a name for messages (such as `bundled:shell`) and its component.
+pub fn all() -> &'static [(&'static str, &'static [u8])] {
+    &[("bundled:shell", SHELL)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every component starts with the WebAssembly magic and the component-model layer.
+    #[test]
+    fn bundled_plugins_are_components() {
+        for (name, bytes) in all() {
+            assert_eq!(&bytes[..4], b"\0asm", "`{name}` is not WebAssembly");
+            assert_eq!(
+                &bytes[6..8],
+                &[1, 0],
+                "`{name}` is a core module, not a component"
+            );
+        }
+    }
+
+    #[test]
+    fn test_plugins_are_built() {
+        let hostile =
+            std::path::Path::new(TEST_PLUGINS_DIR).join("remex_plugin_testing_hostile.wasm");
+        assert!(hostile.is_file(), "missing {}", hostile.display());
+    }
+}

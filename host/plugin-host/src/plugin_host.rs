@@ -1,0 +1,111 @@
+//! The engine plugins run on, and loading a component into a [`Plugin`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::cache::CompileCache;
+use crate::convert::ToolchainPre;
+use crate::error::{PluginError, boxed};
+use crate::limits::PluginLimits;
+use crate::plugin::Plugin;
+use crate::sandbox::{self, StoreState};
+
+/// How often the epoch advances; deadlines are enforced to about this precision.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Loads plugins and runs them under [`PluginLimits`].
+///
+/// It owns one wasmtime engine, with epoch interruption on and a thread that advances the
+/// epoch every 10 ms for as long as the engine is alive (that is, while this host or any
+/// [`Plugin`] it loaded is). Its API is synchronous and calls run WebAssembly on the calling
+/// thread: from async code, call it from a blocking thread (`tokio::task::spawn_blocking`),
+/// never from an async task directly.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: CompileCache,
+    limits: PluginLimits,
+}
+
+impl PluginHost {
+    /// A host enforcing `limits`, caching compiled plugins in `compile_cache_dir` (created when
+    /// first needed) or compiling them on every load when it is `None`.
+    pub fn new(
+        limits: PluginLimits,
+        compile_cache_dir: Option<PathBuf>,
+    ) -> Result<Self, PluginError> {
+        let engine_error = |err| PluginError::Engine { source: boxed(err) };
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(engine_error)?;
+        let linker = sandbox::linker(&engine).map_err(engine_error)?;
+        start_epoch_ticker(&engine)?;
+
+        Ok(Self {
+            cache: CompileCache::new(&engine, compile_cache_dir),
+            engine,
+            linker,
+            limits,
+        })
+    }
+
+    /// Loads a plugin: compiles the component (or loads it from the compile cache), links it
+    /// against the host, and calls its `describe`. `origin` (a file path, or `bundled:shell`)
+    /// names the plugin in errors until it has said its own name.
+    pub fn load(&self, origin: &str, component_bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let (component, compiled) = self
+            .cache
+            .component(&self.engine, origin, component_bytes)?;
+        let pre = self.link(origin, &component)?;
+        Plugin::describe(origin, pre, self.limits.clone(), compiled)
+    }
+
+    /// The limits plugins run under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    fn link(
+        &self,
+        origin: &str,
+        component: &Component,
+    ) -> Result<ToolchainPre<StoreState>, PluginError> {
+        let incompatible = |err| PluginError::IncompatibleWorld {
+            origin: origin.to_owned(),
+            source: boxed(err),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(incompatible)?;
+        ToolchainPre::new(instance_pre).map_err(incompatible)
+    }
+}
+
+/// The number of epoch ticks that covers `deadline`, plus one for the tick in progress.
+pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
+    let ticks = deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+fn start_epoch_ticker(engine: &Engine) -> Result<(), PluginError> {
+    let engine = engine.weak();
+    let tick = move || {
+        // Holding only a weak reference lets the thread end once the engine is dropped.
+        while let Some(engine) = engine.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    };
+    std::thread::Builder::new()
+        .name("remex-plugin-epoch".to_owned())
+        .spawn(tick)
+        .map(drop)
+        .map_err(|err| PluginError::Engine {
+            source: Box::new(err),
+        })
+}
