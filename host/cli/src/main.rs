@@ -89,7 +89,7 @@ fn chain(error: &anyhow::Error) -> String {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "remex=debug,info" } else { "warn" };
+    let default = if verbose { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use remex_action::{OutputFields, PreparedAction};
 use remex_exec::{ExecutionOutcome, LocalExecutor};
 use remex_model::{Address, Environment, Process, Target};
-use remex_plugin_host::LocalHostServices;
+use remex_plugin_host::{HostServices, LocalHostServices};
 use remex_store::{ActionDigest, Digest, LocalStore};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info_span};
@@ -99,9 +99,10 @@ async fn plan(workspace: &Arc<Workspace>, target: Target) -> Result<Vec<Process>
         .for_kind(&target.kind)
         .ok_or_else(|| format!("no plugin provides target kind `{}`", target.kind))?;
     let repo_root = workspace.repo_root().to_owned();
+    let services: Arc<dyn HostServices> = Arc::new(LocalHostServices::new());
     let planned = tokio::task::spawn_blocking(move || {
         let environment = Environment::local();
-        plugin.plan(&target, &environment, &LocalHostServices::new(repo_root))
+        plugin.plan(&target, &environment, &repo_root, &services)
     })
     .await;
     match planned {
