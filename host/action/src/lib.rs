@@ -6,7 +6,11 @@
 //! `HOME`, `USER`, `TMPDIR`, nor the checkout's absolute path), so the same process gives the same
 //! action digest on every machine and in every mode.
 
-use std::collections::BTreeSet;
+mod outputs;
+
+pub use outputs::output_entries;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -33,6 +37,8 @@ pub enum ActionError {
     Store(#[from] StoreError),
     #[error("output path `{0}` must be relative to the working directory, without `..`")]
     BadOutput(String),
+    #[error("invalid action result: {0}")]
+    BadResult(String),
 }
 
 /// An action ready to run: every blob it needs is in the local store.
@@ -64,15 +70,36 @@ pub fn prepare(
     store: &LocalStore,
     fields: OutputFields,
 ) -> Result<PreparedAction, ActionError> {
+    prepare_with_inputs(process, repo_root, store, fields, &BTreeMap::new())
+}
+
+/// Like [`prepare`], with more inputs already in the store, such as the outputs of the
+/// target's dependencies, keyed by their path from the input root. An input file of the
+/// process found there is taken from there rather than from the repository.
+pub fn prepare_with_inputs(
+    process: &Process,
+    repo_root: &Path,
+    store: &LocalStore,
+    fields: OutputFields,
+    stored_inputs: &BTreeMap<String, InputEntry>,
+) -> Result<PreparedAction, ActionError> {
     let mut tree = InputTreeBuilder::new();
     let mut input_bytes = 0;
-    for path in unique_sorted(&process.input_files) {
-        let full = repo_root.join(path);
-        let entry = store_input(store, &full)?;
+    let mut input_files = 0;
+    let mut add = |path: &str, entry: InputEntry| -> Result<(), ActionError> {
         if let InputEntry::File { digest, .. } = &entry {
             input_bytes += digest.size_bytes;
+            input_files += 1;
         }
-        tree.add(path, entry)?;
+        Ok(tree.add(path, entry)?)
+    };
+    for (path, entry) in stored_inputs {
+        add(path, entry.clone())?;
+    }
+    for path in unique_sorted(&process.input_files) {
+        if !stored_inputs.contains_key(path) {
+            add(path, store_input(store, &repo_root.join(path))?)?;
+        }
     }
     let tree = tree.build();
     for (_, bytes) in &tree.directories {
@@ -95,7 +122,7 @@ pub fn prepare(
         action,
         command,
         input_root: tree.root_digest,
-        input_files: process.input_files.len(),
+        input_files,
         input_bytes,
     })
 }
@@ -226,6 +253,27 @@ mod tests {
         assert_eq!(names, ["A", "B"]);
         assert_eq!(first.action.platform, first.command.platform);
         assert_eq!(first.action.platform.as_ref().expect("platform").properties[0].name, "arch");
+    }
+
+    #[test]
+    fn stored_inputs_join_the_input_root_and_win_over_repository_files() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(repo.path().join("src")).expect("mkdir");
+        fs::write(repo.path().join("src/a.txt"), "a").expect("write");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+        let generated = store.put_bytes(b"generated").expect("put");
+        let entry = InputEntry::File {
+            digest: generated,
+            is_executable: false,
+        };
+        let stored = BTreeMap::from([
+            ("gen/out.py".to_owned(), entry.clone()),
+            ("src/b.txt".to_owned(), entry),
+        ]);
+        let prepared =
+            prepare_with_inputs(&process(), repo.path(), &store, OutputFields::Paths, &stored)
+                .expect("src/b.txt comes from the stored inputs, not the repository");
+        assert_eq!(prepared.input_files, 3);
     }
 
     #[test]

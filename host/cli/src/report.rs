@@ -1,17 +1,18 @@
 //! What the user sees: one line per target, the output of failures, and a summary.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runner::{TargetOutcome, TargetStatus};
 
 /// Prints each outcome and the summary; returns whether every target passed.
-pub fn print(outcomes: &[TargetOutcome], elapsed: Duration, verbose: bool) -> bool {
+pub fn print(outcomes: &[Arc<TargetOutcome>], elapsed: Duration, verbose: bool) -> bool {
     for outcome in outcomes {
         print_target(outcome, verbose);
     }
     let passed = outcomes
         .iter()
-        .filter(|o| matches!(o.status, TargetStatus::Passed))
+        .filter(|o| o.status.passed())
         .count();
     let failed = outcomes.len() - passed;
     let actions: usize = outcomes.iter().map(|o| o.actions.len()).sum();
@@ -36,6 +37,9 @@ fn print_target(outcome: &TargetOutcome, verbose: bool) {
     match &outcome.status {
         TargetStatus::Passed => println!("✓ {} passed{cached}", outcome.address),
         TargetStatus::Error(message) => println!("✗ {} error: {message}", outcome.address),
+        TargetStatus::Skipped { dependency } => {
+            println!("- {} skipped: dependency {dependency} did not pass", outcome.address)
+        }
         TargetStatus::Failed {
             reason,
             stdout,

@@ -1,15 +1,20 @@
-//! Running targets: plan each with its plugin, turn its processes into actions, and run them
-//! with the local executor, as many targets at a time as there are cores.
+//! Running targets as a graph: each target waits for its dependencies, is planned by its
+//! plugin, and runs its processes as actions whose input roots hold the target's files and its
+//! dependencies' outputs, passed by digest. Identical actions in flight run once; as many
+//! actions run at a time as `process_execution_local_parallelism` allows.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use remex_action::{OutputFields, PreparedAction};
 use remex_exec::{ExecutionOutcome, LocalExecutor};
 use remex_model::{Address, Environment, Process, Target};
 use remex_plugin_host::{HostServices, LocalHostServices};
-use remex_store::{ActionDigest, Digest, LocalStore};
-use tokio::sync::Semaphore;
+use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
+use tokio::sync::{OnceCell, Semaphore};
 use tracing::{Instrument, debug, info_span};
 
 use crate::workspace::Workspace;
@@ -20,6 +25,10 @@ pub struct TargetOutcome {
     pub address: Address,
     pub status: TargetStatus,
     pub actions: Vec<ActionRecord>,
+    /// Every output of the target's own actions, keyed by path from the input root.
+    pub outputs: BTreeMap<String, InputEntry>,
+    /// The outputs of the target and of everything it depends on: what its dependents get.
+    pub transitive_outputs: BTreeMap<String, InputEntry>,
 }
 
 #[derive(Debug)]
@@ -33,63 +42,144 @@ pub enum TargetStatus {
         stdout: String,
         stderr: String,
     },
+    /// A dependency did not pass, so the target was not run.
+    Skipped { dependency: Address },
+}
+
+impl TargetStatus {
+    pub fn passed(&self) -> bool {
+        matches!(self, Self::Passed)
+    }
 }
 
 /// One action run for a target.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ActionRecord {
     pub description: String,
     pub digest: ActionDigest,
     pub cached: bool,
 }
 
-/// Runs every target, returning their outcomes in the order given.
-pub async fn run_targets(workspace: Arc<Workspace>, targets: Vec<Target>) -> Vec<TargetOutcome> {
-    let executor = LocalExecutor::new(workspace.store.clone());
+type OutcomeFuture = Shared<BoxFuture<'static, Arc<TargetOutcome>>>;
+type ActionResultCell = Arc<OnceCell<Result<ExecutionOutcome, String>>>;
+
+/// Shared state of one run.
+struct Run {
+    workspace: Arc<Workspace>,
+    executor: LocalExecutor,
+    permits: Semaphore,
+    targets: HashMap<Address, Target>,
+    /// Actions in flight or done, so that identical actions run once.
+    actions: Mutex<HashMap<ActionDigest, ActionResultCell>>,
+}
+
+/// Runs `roots` and every target they depend on; returns the outcome of each target run, roots
+/// and dependencies, in address order.
+pub async fn run_targets(workspace: Arc<Workspace>, roots: Vec<Target>) -> Vec<Arc<TargetOutcome>> {
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let permits = Arc::new(Semaphore::new(parallelism));
+    let targets = workspace
+        .targets
+        .iter()
+        .map(|t| (t.address.clone(), t.clone()))
+        .collect();
+    let run = Arc::new(Run {
+        executor: LocalExecutor::new(workspace.store.clone()),
+        workspace,
+        permits: Semaphore::new(parallelism),
+        targets,
+        actions: Mutex::new(HashMap::new()),
+    });
 
-    let mut tasks = Vec::new();
-    for target in targets {
-        let workspace = workspace.clone();
-        let executor = executor.clone();
-        let permits = permits.clone();
-        let span = info_span!("target", address = %target.address);
-        tasks.push(tokio::spawn(
-            async move {
-                let _permit = permits.acquire_owned().await;
-                run_target(&workspace, &executor, target).await
-            }
-            .instrument(span),
-        ));
+    let mut futures: BTreeMap<Address, OutcomeFuture> = BTreeMap::new();
+    for root in &roots {
+        let _scheduled = schedule(&run, &root.address, &mut futures);
     }
-
     let mut outcomes = Vec::new();
-    for task in tasks {
-        match task.await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => tracing::error!(error = %e, "target task failed"),
-        }
+    for future in futures.into_values() {
+        outcomes.push(future.await);
     }
     outcomes
 }
 
-async fn run_target(
-    workspace: &Arc<Workspace>,
-    executor: &LocalExecutor,
-    target: Target,
-) -> TargetOutcome {
-    let address = target.address.clone();
-    let mut actions = Vec::new();
-    let status = match plan(workspace, target).await {
-        Err(message) => TargetStatus::Error(message),
-        Ok(processes) => run_processes(workspace, executor, processes, &mut actions).await,
-    };
-    TargetOutcome {
-        address,
-        status,
-        actions,
+/// The future of `address`'s outcome, creating it (and its dependencies') on first use. The
+/// BUILD files were checked for cycles, so the recursion ends.
+fn schedule(
+    run: &Arc<Run>,
+    address: &Address,
+    futures: &mut BTreeMap<Address, OutcomeFuture>,
+) -> OutcomeFuture {
+    if let Some(future) = futures.get(address) {
+        return future.clone();
     }
+    let target = run.targets[address].clone();
+    let dependencies: Vec<OutcomeFuture> = target
+        .dependencies
+        .iter()
+        .map(|dep| schedule(run, dep, futures))
+        .collect();
+
+    // Spawned now, so every target starts as soon as its dependencies are done.
+    let run = run.clone();
+    let span = info_span!("target", address = %target.address);
+    let address_for_error = target.address.clone();
+    let task = tokio::spawn(
+        async move {
+            let mut finished = Vec::new();
+            for dependency in dependencies {
+                finished.push(dependency.await);
+            }
+            run_target(&run, target, &finished).await
+        }
+        .instrument(span),
+    );
+    let future = async move {
+        Arc::new(task.await.unwrap_or_else(|e| TargetOutcome {
+            address: address_for_error,
+            status: TargetStatus::Error(format!("stopped unexpectedly: {e}")),
+            actions: Vec::new(),
+            outputs: BTreeMap::new(),
+            transitive_outputs: BTreeMap::new(),
+        }))
+    }
+    .boxed()
+    .shared();
+    futures.insert(address.clone(), future.clone());
+    future
+}
+
+async fn run_target(
+    run: &Arc<Run>,
+    target: Target,
+    dependencies: &[Arc<TargetOutcome>],
+) -> TargetOutcome {
+    let mut outcome = TargetOutcome {
+        address: target.address.clone(),
+        status: TargetStatus::Passed,
+        actions: Vec::new(),
+        outputs: BTreeMap::new(),
+        transitive_outputs: BTreeMap::new(),
+    };
+    if let Some(failed) = dependencies.iter().find(|d| !d.status.passed()) {
+        outcome.status = TargetStatus::Skipped {
+            dependency: failed.address.clone(),
+        };
+        return outcome;
+    }
+    // Outputs of every dependency, direct or not, so that a test sees the code generated two
+    // levels down.
+    let mut inputs = BTreeMap::new();
+    for dependency in dependencies {
+        let outputs = dependency.transitive_outputs.iter();
+        inputs.extend(outputs.map(|(p, e)| (p.clone(), e.clone())));
+    }
+    outcome.status = match plan(&run.workspace, target).await {
+        Err(message) => TargetStatus::Error(message),
+        Ok(processes) => run_processes(run, processes, &inputs, &mut outcome).await,
+    };
+    outcome.transitive_outputs = inputs;
+    let own = outcome.outputs.iter().map(|(p, e)| (p.clone(), e.clone()));
+    outcome.transitive_outputs.extend(own);
+    outcome
 }
 
 /// Calls the target's plugin on a blocking thread: plugins are synchronous and CPU-bound.
@@ -113,53 +203,77 @@ async fn plan(workspace: &Arc<Workspace>, target: Target) -> Result<Vec<Process>
 }
 
 async fn run_processes(
-    workspace: &Arc<Workspace>,
-    executor: &LocalExecutor,
+    run: &Arc<Run>,
     processes: Vec<Process>,
-    actions: &mut Vec<ActionRecord>,
+    inputs: &BTreeMap<String, InputEntry>,
+    outcome: &mut TargetOutcome,
 ) -> TargetStatus {
     for process in processes {
-        let prepared = match prepare(workspace, process.clone()).await {
+        let prepared = match prepare(&run.workspace, process.clone(), inputs.clone()).await {
             Ok(prepared) => prepared,
             Err(message) => return TargetStatus::Error(message),
         };
         let started = Instant::now();
-        let outcome = match executor.run(&prepared.digest).await {
-            Ok(outcome) => outcome,
+        let executed = match execute_once(run, &prepared.digest).await {
+            Ok(executed) => executed,
             Err(e) => return TargetStatus::Error(format!("{}: {e}", process.description)),
         };
         debug!(
             digest = %prepared.digest,
-            cached = outcome.cached,
+            cached = executed.cached,
             elapsed = ?started.elapsed(),
             "action finished"
         );
-        actions.push(ActionRecord {
+        outcome.actions.push(ActionRecord {
             description: process.description.clone(),
             digest: prepared.digest,
-            cached: outcome.cached,
+            cached: executed.cached,
         });
-        if let Some(reason) = failure_reason(&outcome, &process) {
-            let store = &workspace.store;
+        let store = &run.workspace.store;
+        if let Some(reason) = failure_reason(&executed, &process) {
             return TargetStatus::Failed {
                 reason,
-                stdout: read_stream(store, outcome.result.stdout_digest.as_ref()),
-                stderr: read_stream(store, outcome.result.stderr_digest.as_ref()),
+                stdout: read_stream(store, executed.result.stdout_digest.as_ref()),
+                stderr: read_stream(store, executed.result.stderr_digest.as_ref()),
             };
+        }
+        match remex_action::output_entries(&executed.result, &process.working_directory, store) {
+            Ok(entries) => outcome.outputs.extend(entries),
+            Err(e) => return TargetStatus::Error(format!("{}: {e}", process.description)),
         }
     }
     TargetStatus::Passed
 }
 
-async fn prepare(workspace: &Arc<Workspace>, process: Process) -> Result<PreparedAction, String> {
+/// Runs an action, or waits for the identical one already in flight.
+async fn execute_once(run: &Arc<Run>, digest: &ActionDigest) -> Result<ExecutionOutcome, String> {
+    let cell = {
+        let mut actions = run.actions.lock().unwrap_or_else(|e| e.into_inner());
+        actions.entry(*digest).or_default().clone()
+    };
+    let result = cell
+        .get_or_init(|| async {
+            let _permit = run.permits.acquire().await;
+            run.executor.run(digest).await.map_err(|e| e.to_string())
+        })
+        .await;
+    result.clone()
+}
+
+async fn prepare(
+    workspace: &Arc<Workspace>,
+    process: Process,
+    inputs: BTreeMap<String, InputEntry>,
+) -> Result<PreparedAction, String> {
     let workspace = workspace.clone();
     let description = process.description.clone();
     tokio::task::spawn_blocking(move || {
-        remex_action::prepare(
+        remex_action::prepare_with_inputs(
             &process,
             workspace.repo_root(),
             &workspace.store,
             OutputFields::Paths,
+            &inputs,
         )
     })
     .await
@@ -169,7 +283,10 @@ async fn prepare(workspace: &Arc<Workspace>, process: Process) -> Result<Prepare
 
 fn failure_reason(outcome: &ExecutionOutcome, process: &Process) -> Option<String> {
     if outcome.timed_out {
-        let limit = process.timeout.map(|t| format!(" after {t:?}")).unwrap_or_default();
+        let limit = process
+            .timeout
+            .map(|t| format!(" after {t:?}"))
+            .unwrap_or_default();
         return Some(format!("timed out{limit}"));
     }
     match outcome.result.exit_code {

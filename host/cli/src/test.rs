@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use remex_buildfile::TargetSpec;
+use remex_model::Target;
 
 use crate::workspace::Workspace;
 use crate::{GlobalArgs, UsageError, report, runner};
@@ -19,18 +20,8 @@ pub struct TestArgs {
 
 pub async fn run(global: &GlobalArgs, args: TestArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let specs = args
-        .specs
-        .iter()
-        .map(|s| TargetSpec::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| UsageError(e.to_string()))?;
     let workspace = Workspace::load(global)?;
-    let selected: Vec<_> = remex_buildfile::select(&workspace.targets, &specs)
-        .map_err(|e| UsageError(e.to_string()))?
-        .into_iter()
-        .cloned()
-        .collect();
+    let selected = select(&workspace, &args.specs)?;
 
     let outcomes = runner::run_targets(Arc::new(workspace), selected).await;
     let all_passed = report::print(&outcomes, started.elapsed(), global.verbose);
@@ -39,4 +30,16 @@ pub async fn run(global: &GlobalArgs, args: TestArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The targets matched by `specs`, which must each match something.
+pub fn select(workspace: &Workspace, specs: &[String]) -> anyhow::Result<Vec<Target>> {
+    let specs = specs
+        .iter()
+        .map(|s| TargetSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let selected = remex_buildfile::select(&workspace.targets, &specs)
+        .map_err(|e| UsageError(e.to_string()))?;
+    Ok(selected.into_iter().cloned().collect())
 }
