@@ -6,6 +6,7 @@
 
 #![allow(clippy::all, reason = "generated code")]
 #![allow(clippy::unwrap_used, reason = "generated code")]
+#![allow(clippy::allow_attributes_without_reason, reason = "generated code")]
 
 pub mod build {
     pub mod bazel {

@@ -1,0 +1,586 @@
+//! Uploads: `FindMissingBlobs` in bounded chunks, small blobs in `BatchUpdateBlobs` requests
+//! under the server's limit, large ones streamed from the local store's files with ByteStream
+//! `Write`, resumed after an interruption from what `QueryWriteStatus` says the server has.
+
+use std::collections::HashSet;
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{FutureExt, Stream};
+use remex_proto::bytestream::{QueryWriteStatusRequest, QueryWriteStatusResponse, WriteRequest};
+use remex_proto::reapi;
+use remex_store::{Digest, StoreError};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use uuid::Uuid;
+
+use crate::batch;
+use crate::client::{Inner, Limits, blocking, unique_non_empty, within};
+use crate::convert;
+use crate::error::ReapiError;
+use crate::inflight::{self, Job};
+use crate::metadata::CallContext;
+use crate::resource::{self, BlobEncoding};
+use crate::retry::{RetryDecision, retry_decision};
+
+/// Digests per `FindMissingBlobs` request: about 80 bytes each, so requests stay near 320 KiB.
+const FIND_MISSING_CHUNK: usize = 4096;
+
+/// zstd level for uploads: the fastest, since uploads compete with the build for two cores.
+const ZSTD_LEVEL: i32 = 1;
+
+/// What [`RemoteClient::upload_blobs`](crate::RemoteClient::upload_blobs) found and moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadSummary {
+    /// Distinct non-empty blobs asked about.
+    pub checked: usize,
+    /// Blobs the server lacked, uploaded by this call or by a concurrent one.
+    pub missing: usize,
+    pub missing_bytes: u64,
+}
+
+impl Inner {
+    pub async fn upload_blobs(
+        &self,
+        digests: &[Digest],
+        context: &CallContext,
+    ) -> Result<UploadSummary, ReapiError> {
+        let wanted = unique_non_empty(digests);
+        let missing = self.find_missing_blobs(&wanted, context).await?;
+        self.upload_missing(&missing, context).await?;
+        Ok(UploadSummary {
+            checked: wanted.len(),
+            missing: missing.len(),
+            missing_bytes: missing.iter().map(|d| d.size_bytes).sum(),
+        })
+    }
+
+    pub async fn find_missing_blobs(
+        &self,
+        digests: &[Digest],
+        context: &CallContext,
+    ) -> Result<Vec<Digest>, ReapiError> {
+        let wanted = unique_non_empty(digests);
+        let chunks = wanted
+            .chunks(FIND_MISSING_CHUNK)
+            .map(|chunk| self.find_missing_chunk(chunk, context));
+        let missing = futures::future::try_join_all(chunks).await?;
+        Ok(missing.into_iter().flatten().collect())
+    }
+
+    async fn find_missing_chunk(
+        &self,
+        chunk: &[Digest],
+        context: &CallContext,
+    ) -> Result<Vec<Digest>, ReapiError> {
+        let rpc = "FindMissingBlobs";
+        let timeout = self.options.store_rpc_timeout;
+        let missing = self
+            .retrier
+            .run(rpc, || async {
+                let _permit = Limits::acquire(&self.limits.store).await?;
+                let message = reapi::FindMissingBlobsRequest {
+                    instance_name: self.options.instance_name.clone(),
+                    blob_digests: convert::to_protos(chunk),
+                    ..Default::default()
+                };
+                let request = self.store_request(context, message, timeout);
+                let mut client = self.cas_client();
+                let response = within(rpc, timeout, client.find_missing_blobs(request)).await;
+                let response = response.map_err(|s| self.store_error(rpc, s))?.into_inner();
+                let digests = response.missing_blob_digests.iter();
+                digests
+                    .map(|d| convert::required_digest(rpc, Some(d)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        // Only what we asked about: anything else is no blob of ours to upload.
+        let asked: HashSet<&Digest> = chunk.iter().collect();
+        Ok(missing.into_iter().filter(|d| asked.contains(d)).collect())
+    }
+
+    /// Uploads blobs the server lacks, each once even when callers race for it.
+    pub async fn upload_missing(
+        &self,
+        missing: &[Digest],
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        let mut todo = unique_non_empty(missing);
+        while !todo.is_empty() {
+            let (claims, waiting) = self.uploads.claim(&todo);
+            let digests: Vec<Digest> = claims.iter().map(|c| c.digest).collect();
+            let ours = inflight::run_jobs(claims, self.upload_jobs(&digests, context));
+            let (ours, theirs) = futures::join!(ours, waiting.wait());
+            ours?;
+            todo = theirs?;
+        }
+        Ok(())
+    }
+
+    fn upload_jobs<'a>(&'a self, digests: &[Digest], context: &'a CallContext) -> Vec<Job<'a>> {
+        let instance_name = &self.options.instance_name;
+        let plan = batch::plan_uploads(instance_name, digests, self.features.batch_limit);
+        let batches = plan.batches.into_iter().map(|batch| {
+            async move {
+                let result = self.upload_batch(&batch, context).await;
+                (batch, result)
+            }
+            .boxed()
+        });
+        let streams = plan.streamed.into_iter().map(|digest| {
+            async move { (vec![digest], self.write_blob(digest, context).await) }.boxed()
+        });
+        batches.chain(streams).collect()
+    }
+
+    /// One batch, retried with only the blobs that failed until all are in.
+    async fn upload_batch(
+        &self,
+        digests: &[Digest],
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        let mut pending = digests.to_vec();
+        let mut attempts = self.retrier.attempts("BatchUpdateBlobs");
+        loop {
+            let failures = match self.batch_update_once(&pending, context).await {
+                Ok(failures) => failures,
+                Err(error) => {
+                    attempts.wait(error).await?;
+                    continue;
+                }
+            };
+            let failed: HashSet<Digest> = failures.iter().map(|(d, _)| *d).collect();
+            for digest in pending.iter().filter(|d| !failed.contains(d)) {
+                self.stats.count_upload(digest.size_bytes);
+            }
+            let Some(error) = worst(failures) else {
+                return Ok(());
+            };
+            pending.retain(|d| failed.contains(d));
+            attempts.wait(error).await?;
+        }
+    }
+
+    async fn read_local_blobs(
+        &self,
+        digests: &[Digest],
+    ) -> Result<Vec<(Digest, Bytes)>, ReapiError> {
+        let store = self.store.clone();
+        let digests = digests.to_vec();
+        blocking(move || {
+            let read = |d: Digest| Ok((d, Bytes::from(store.read(&d)?)));
+            digests.into_iter().map(read).collect()
+        })
+        .await
+    }
+
+    /// One `BatchUpdateBlobs` call; returns the blobs the server refused, with why. The blobs
+    /// are read only once a place is free, so waiting batches hold no memory.
+    async fn batch_update_once(
+        &self,
+        pending: &[Digest],
+        context: &CallContext,
+    ) -> Result<Vec<(Digest, ReapiError)>, ReapiError> {
+        let rpc = "BatchUpdateBlobs";
+        let timeout = self.options.store_rpc_timeout;
+        let _permit = Limits::acquire(&self.limits.store).await?;
+        let blobs = self.read_local_blobs(pending).await?;
+        let message = reapi::BatchUpdateBlobsRequest {
+            instance_name: self.options.instance_name.clone(),
+            requests: blobs
+                .into_iter()
+                .map(|(d, data)| batch::upload_entry(&d, data))
+                .collect(),
+            ..Default::default()
+        };
+        let request = self.store_request(context, message, timeout);
+        let mut client = self.cas_client();
+        let response = within(rpc, timeout, client.batch_update_blobs(request)).await;
+        let response = response.map_err(|s| self.store_error(rpc, s))?.into_inner();
+        refused_blobs(pending, &response.responses)
+    }
+
+    /// Streams one blob from its file in the local store.
+    async fn write_blob(&self, digest: Digest, context: &CallContext) -> Result<(), ReapiError> {
+        let path = self.store.blob_path(&digest);
+        if !path.is_file() {
+            return Err(StoreError::Missing(digest).into());
+        }
+        if self.features.zstd {
+            self.write_compressed(digest, &path, context).await?;
+        } else {
+            self.write_resumable(digest, &path, context).await?;
+        }
+        self.stats.count_upload(digest.size_bytes);
+        Ok(())
+    }
+
+    /// An uncompressed upload, resumed from the server's `committed_size` after a failure.
+    async fn write_resumable(
+        &self,
+        digest: Digest,
+        path: &Path,
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        let instance_name = &self.options.instance_name;
+        let encoding = BlobEncoding::Identity;
+        let name = resource::write_name(instance_name, Uuid::new_v4(), &digest, encoding);
+        let mut attempts = self.retrier.attempts("Write");
+        let mut offset = 0;
+        loop {
+            let write = self.write_once(&name, path, digest, offset, encoding, context);
+            let error = match write.await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            attempts.wait(error).await?;
+
+            // Ask how far the server got; a server that does not know starts over.
+            let status = self.query_write_status(&name, context).await;
+            let committed = match status {
+                Some(status) if status.complete => return Ok(()),
+                Some(status) => u64::try_from(status.committed_size).unwrap_or(0),
+                None => 0,
+            };
+            if committed > digest.size_bytes {
+                let detail = format!("{committed} bytes committed of the {digest} blob");
+                return Err(ReapiError::protocol("QueryWriteStatus", detail));
+            }
+            if committed > offset {
+                attempts.progressed();
+            }
+            offset = committed;
+        }
+    }
+
+    /// A zstd upload. Its offsets mix compressed and uncompressed sizes, so an interrupted
+    /// one starts over under a fresh name rather than resuming.
+    async fn write_compressed(
+        &self,
+        digest: Digest,
+        path: &Path,
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        let instance_name = &self.options.instance_name;
+        let encoding = BlobEncoding::Zstd;
+        let mut attempts = self.retrier.attempts("Write");
+        loop {
+            let name = resource::write_name(instance_name, Uuid::new_v4(), &digest, encoding);
+            match self
+                .write_once(&name, path, digest, 0, encoding, context)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) => attempts.wait(error).await?,
+            }
+        }
+    }
+
+    /// One `Write` call from `offset` (in the blob's own bytes) to the end.
+    async fn write_once(
+        &self,
+        name: &str,
+        path: &Path,
+        digest: Digest,
+        offset: u64,
+        encoding: BlobEncoding,
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        let rpc = "Write";
+        let _permit = Limits::acquire(&self.limits.store).await?;
+        let failure = Arc::new(Mutex::new(None));
+        let source = WriteSource::open(path, name, digest, offset, encoding, failure.clone());
+        let requests = source
+            .await?
+            .with_chunk_bytes(self.options.chunk_bytes)
+            .into_stream();
+
+        let timeout = self.transfer_timeout(digest.size_bytes - offset);
+        let request = self.store_request(context, requests, timeout);
+        let mut client = self.bytestream_client();
+        let response = within(rpc, timeout, client.write(request)).await;
+
+        // A local read failure ends the stream early; it, not the server's view, is the cause.
+        if let Some(source) = failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            return Err(read_error(path, source));
+        }
+        let response = response.map_err(|s| self.store_error(rpc, s))?.into_inner();
+        check_committed(digest, encoding, response.committed_size)
+    }
+
+    async fn query_write_status(
+        &self,
+        name: &str,
+        context: &CallContext,
+    ) -> Option<QueryWriteStatusResponse> {
+        let rpc = "QueryWriteStatus";
+        let timeout = self.options.store_rpc_timeout;
+        let _permit = Limits::acquire(&self.limits.store).await.ok()?;
+        let message = QueryWriteStatusRequest {
+            resource_name: name.to_owned(),
+        };
+        let request = self.store_request(context, message, timeout);
+        let mut client = self.bytestream_client();
+        let response = within(rpc, timeout, client.query_write_status(request)).await;
+        response.ok().map(tonic::Response::into_inner)
+    }
+
+    /// `store_rpc_timeout` for each `chunk_bytes` of a transfer, so large blobs get time in
+    /// proportion to their size.
+    pub fn transfer_timeout(&self, bytes: u64) -> Duration {
+        let chunk = self.options.chunk_bytes.max(1) as u64;
+        let chunks = bytes.div_ceil(chunk).clamp(1, u64::from(u32::MAX));
+        let chunks = u32::try_from(chunks).unwrap_or(u32::MAX);
+        self.options.store_rpc_timeout.saturating_mul(chunks)
+    }
+}
+
+/// An uncompressed upload must end with every byte committed; a compressed one reports `-1`
+/// when the blob was already there and a compressed length otherwise, neither of which can be
+/// checked here (the server checks the digest itself).
+fn check_committed(
+    digest: Digest,
+    encoding: BlobEncoding,
+    committed: i64,
+) -> Result<(), ReapiError> {
+    match encoding {
+        BlobEncoding::Zstd => Ok(()),
+        BlobEncoding::Identity if u64::try_from(committed) == Ok(digest.size_bytes) => Ok(()),
+        BlobEncoding::Identity => {
+            let detail = format!("the server committed {committed} bytes of the {digest} blob");
+            Err(ReapiError::protocol("Write", detail))
+        }
+    }
+}
+
+/// Matches a batch's answers to the blobs sent: by digest, or by position when the digest is
+/// left out (Bazel's test server does that). Returns the refused blobs with why.
+fn refused_blobs(
+    sent: &[Digest],
+    responses: &[reapi::batch_update_blobs_response::Response],
+) -> Result<Vec<(Digest, ReapiError)>, ReapiError> {
+    let rpc = "BatchUpdateBlobs";
+    let mut answered = HashSet::new();
+    let mut refused = Vec::new();
+    for (position, response) in responses.iter().enumerate() {
+        let digest = match convert::optional_digest(rpc, response.digest.as_ref())? {
+            Some(digest) => digest,
+            None => *sent
+                .get(position)
+                .ok_or_else(|| ReapiError::protocol(rpc, "more answers than blobs sent"))?,
+        };
+        if !sent.contains(&digest) || !answered.insert(digest) {
+            let detail =
+                format!("an answer for {digest}, which was not sent or was answered twice");
+            return Err(ReapiError::protocol(rpc, detail));
+        }
+        if let Some(status) = response.status.as_ref().filter(|s| s.code != 0) {
+            refused.push((digest, ReapiError::from_rpc_status(rpc, status)));
+        }
+    }
+    if let Some(unanswered) = sent.iter().find(|d| !answered.contains(d)) {
+        return Err(ReapiError::protocol(
+            rpc,
+            format!("no answer for {unanswered}"),
+        ));
+    }
+    Ok(refused)
+}
+
+/// The failure that decides a batch's fate: one that retrying cannot fix, if any.
+pub(crate) fn worst(failures: Vec<(Digest, ReapiError)>) -> Option<ReapiError> {
+    let fatal = |e: &ReapiError| {
+        e.code()
+            .is_none_or(|code| retry_decision(code) == RetryDecision::Fail)
+    };
+    let mut errors = failures.into_iter().map(|(_, e)| e);
+    let first = errors.next()?;
+    if fatal(&first) {
+        return Some(first);
+    }
+    Some(errors.find(fatal).unwrap_or(first))
+}
+
+fn read_error(path: &Path, source: io::Error) -> ReapiError {
+    ReapiError::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The messages of one `Write`, read from the blob's file as the server takes them.
+struct WriteSource {
+    file: tokio::fs::File,
+    resource_name: Option<String>,
+    /// Bytes of the blob read so far.
+    read: u64,
+    /// The next message's `write_offset`: the blob's offset for uncompressed uploads; for
+    /// compressed ones the compressed bytes sent so far (after a first offset of 0).
+    write_offset: u64,
+    size: u64,
+    chunk_bytes: usize,
+    encoder: Option<zstd::stream::write::Encoder<'static, Vec<u8>>>,
+    done: bool,
+    /// Where a local read failure is left for the caller, since the stream cannot carry it.
+    failure: Arc<Mutex<Option<io::Error>>>,
+}
+
+impl WriteSource {
+    async fn open(
+        path: &Path,
+        name: &str,
+        digest: Digest,
+        offset: u64,
+        encoding: BlobEncoding,
+        failure: Arc<Mutex<Option<io::Error>>>,
+    ) -> Result<Self, ReapiError> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| read_error(path, e))?;
+        if offset > 0 {
+            let seek = file.seek(io::SeekFrom::Start(offset)).await;
+            seek.map_err(|e| read_error(path, e))?;
+        }
+        let encoder = match encoding {
+            BlobEncoding::Identity => None,
+            BlobEncoding::Zstd => Some(
+                zstd::stream::write::Encoder::new(Vec::new(), ZSTD_LEVEL)
+                    .map_err(|e| read_error(path, e))?,
+            ),
+        };
+        Ok(Self {
+            file,
+            resource_name: Some(name.to_owned()),
+            read: offset,
+            write_offset: offset,
+            size: digest.size_bytes,
+            chunk_bytes: 1024 * 1024,
+            encoder,
+            done: false,
+            failure,
+        })
+    }
+
+    fn with_chunk_bytes(mut self, chunk_bytes: usize) -> Self {
+        self.chunk_bytes = chunk_bytes.max(1);
+        self
+    }
+
+    fn into_stream(self) -> impl Stream<Item = WriteRequest> + Send + 'static {
+        futures::stream::unfold(self, |mut source| async move {
+            match source.next_request().await {
+                Ok(request) => request.map(|r| (r, source)),
+                Err(error) => {
+                    let mut slot = source
+                        .failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    *slot = Some(error);
+                    None
+                }
+            }
+        })
+    }
+
+    async fn next_request(&mut self) -> io::Result<Option<WriteRequest>> {
+        while !self.done {
+            let remaining = self.size - self.read;
+            let mut raw = vec![0u8; remaining.min(self.chunk_bytes as u64) as usize];
+            self.file.read_exact(&mut raw).await?;
+            self.read += raw.len() as u64;
+            let finish = self.read == self.size;
+            let data = self.encode(raw, finish)?;
+            if data.is_empty() && !finish {
+                // The compressor holds these bytes back for now.
+                continue;
+            }
+            self.done = finish;
+            let request = WriteRequest {
+                resource_name: self.resource_name.take().unwrap_or_default(),
+                write_offset: self.write_offset as i64,
+                finish_write: finish,
+                data: Bytes::from(data),
+            };
+            self.write_offset += request.data.len() as u64;
+            return Ok(Some(request));
+        }
+        Ok(None)
+    }
+
+    fn encode(&mut self, raw: Vec<u8>, finish: bool) -> io::Result<Vec<u8>> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return Ok(raw);
+        };
+        encoder.write_all(&raw)?;
+        let mut out = std::mem::take(encoder.get_mut());
+        if finish && let Some(encoder) = self.encoder.take() {
+            out.extend(encoder.finish()?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    fn status(code: Code) -> remex_proto::rpc::Status {
+        remex_proto::rpc::Status {
+            code: code as i32,
+            ..Default::default()
+        }
+    }
+
+    fn answer(digest: Option<Digest>, code: Code) -> reapi::batch_update_blobs_response::Response {
+        reapi::batch_update_blobs_response::Response {
+            digest: digest.map(|d| d.to_proto()),
+            status: Some(status(code)),
+        }
+    }
+
+    #[test]
+    fn answers_without_digests_match_by_position() {
+        let sent = [Digest::of_bytes(b"a"), Digest::of_bytes(b"b")];
+        let answers = [
+            answer(None, Code::Ok),
+            answer(None, Code::ResourceExhausted),
+        ];
+        let refused = refused_blobs(&sent, &answers).expect("matched");
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, sent[1]);
+    }
+
+    #[test]
+    fn answers_for_unsent_or_missing_blobs_break_the_protocol() {
+        let sent = [Digest::of_bytes(b"a")];
+        let stranger = [answer(Some(Digest::of_bytes(b"z")), Code::Ok)];
+        assert!(matches!(
+            refused_blobs(&sent, &stranger),
+            Err(ReapiError::Protocol { .. })
+        ));
+        assert!(matches!(
+            refused_blobs(&sent, &[]),
+            Err(ReapiError::Protocol { .. })
+        ));
+    }
+
+    #[test]
+    fn a_fatal_refusal_outweighs_transient_ones() {
+        let d = Digest::of_bytes(b"a");
+        let failures = vec![
+            (d, ReapiError::status("x", Code::Unavailable, "")),
+            (d, ReapiError::status("x", Code::InvalidArgument, "")),
+        ];
+        let worst = worst(failures).expect("some");
+        assert_eq!(worst.code(), Some(Code::InvalidArgument));
+    }
+}
