@@ -27,7 +27,10 @@ fn runs_targets_then_serves_them_from_the_cache() {
     assert_exit(&first, 0);
     for name in ["passes", "writes", "reads"] {
         let line = first.line_for(&format!("//:{name}"));
-        assert!(line.contains("passed") && !line.contains("cached"), "{line}");
+        assert!(
+            line.contains("passed") && !line.contains("cached"),
+            "{line}"
+        );
     }
 
     let second = repo.run(&["test", "::"]);
@@ -45,7 +48,11 @@ fn changing_a_source_reruns_the_target_that_reads_it() {
     repo.write("data.txt", "only hay\n");
     let outcome = repo.run(&["test", "//:reads"]);
     assert_exit(&outcome, 1);
-    assert!(outcome.line_for("//:reads").contains("exit code 1"), "{}", outcome.all());
+    assert!(
+        outcome.line_for("//:reads").contains("exit code 1"),
+        "{}",
+        outcome.all()
+    );
 }
 
 #[test]
@@ -57,9 +64,21 @@ shell_command(name = "fine", command = "true")
     let repo = Repo::new(&[("BUILD", build)]);
     let outcome = repo.run(&["test", "::"]);
     assert_exit(&outcome, 1);
-    assert!(outcome.line_for("//:fails").contains("exit code 3"), "{}", outcome.all());
-    assert!(outcome.stdout.contains("broken pipe dream"), "{}", outcome.all());
-    assert!(outcome.line_for("//:fine").contains("passed"), "{}", outcome.all());
+    assert!(
+        outcome.line_for("//:fails").contains("exit code 3"),
+        "{}",
+        outcome.all()
+    );
+    assert!(
+        outcome.stdout.contains("broken pipe dream"),
+        "{}",
+        outcome.all()
+    );
+    assert!(
+        outcome.line_for("//:fine").contains("passed"),
+        "{}",
+        outcome.all()
+    );
 }
 
 #[test]
@@ -129,8 +148,14 @@ fn the_command_sees_only_its_declared_environment() {
     let outcome = crate::support::Outcome::of(outcome);
     assert_exit(&outcome, 0);
     let store_text = walk_text(&repo.store().join("cas"));
-    assert!(!store_text.contains("leaked"), "host variable reached an action");
-    assert!(store_text.contains("PATH=/usr/bin"), "the env output was not stored");
+    assert!(
+        !store_text.contains("leaked"),
+        "host variable reached an action"
+    );
+    assert!(
+        store_text.contains("PATH=/usr/bin"),
+        "the env output was not stored"
+    );
 }
 
 /// The text of every small file under `dir`, concatenated.

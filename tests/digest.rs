@@ -12,7 +12,10 @@ fn digest_of(dir: &std::path::Path) -> String {
         .output()
         .expect("remex runs");
     assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 #[test]

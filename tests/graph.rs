@@ -40,17 +40,32 @@ fn a_dependency_output_is_an_input_of_its_dependent() {
     let repo = repo();
     let outcome = repo.run(&["test", "//app:consume"]);
     assert_exit(&outcome, 0);
-    assert!(outcome.line_for("//:generate").contains("passed"), "{}", outcome.all());
-    assert!(outcome.line_for("//app:consume").contains("passed"), "{}", outcome.all());
+    assert!(
+        outcome.line_for("//:generate").contains("passed"),
+        "{}",
+        outcome.all()
+    );
+    assert!(
+        outcome.line_for("//app:consume").contains("passed"),
+        "{}",
+        outcome.all()
+    );
 }
 
 #[test]
 fn a_failed_dependency_skips_its_dependents() {
     let repo = repo();
-    repo.write("BUILD", "shell_command(name = \"generate\", command = \"exit 1\")\n");
+    repo.write(
+        "BUILD",
+        "shell_command(name = \"generate\", command = \"exit 1\")\n",
+    );
     let outcome = repo.run(&["test", "//app:consume"]);
     assert_exit(&outcome, 1);
-    assert!(outcome.line_for("//app:consume").contains("skipped"), "{}", outcome.all());
+    assert!(
+        outcome.line_for("//app:consume").contains("skipped"),
+        "{}",
+        outcome.all()
+    );
 }
 
 #[test]
@@ -88,5 +103,8 @@ fn a_failed_build_leaves_dist_untouched() {
     let after = std::fs::read_to_string(repo.root().join("dist/app/copy.txt")).expect("copy");
     assert_eq!(before, after);
     let value = std::fs::read_to_string(repo.root().join("dist/gen/value.txt")).expect("value");
-    assert_eq!(value, "generated-value\n", "a failed build wrote into dist/");
+    assert_eq!(
+        value, "generated-value\n",
+        "a failed build wrote into dist/"
+    );
 }

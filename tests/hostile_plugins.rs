@@ -5,7 +5,11 @@ use crate::support::{Repo, assert_exit, test_plugin};
 
 fn repo_with_hostile_plugin(build: &str) -> Repo {
     let plugin = test_plugin("remex_plugin_testing_hostile");
-    assert!(plugin.is_file(), "test plugin not built: {}", plugin.display());
+    assert!(
+        plugin.is_file(),
+        "test plugin not built: {}",
+        plugin.display()
+    );
     let config = format!(
         "[plugins]\npaths = [\"{}\"]\ndeadline_ms = 1000\nmemory_limit_mib = 64\n",
         plugin.display()
@@ -32,7 +36,11 @@ shell_command(name = "fine", command = "echo fine")
     let hoards = outcome.line_for("//:hoards");
     assert!(hoards.contains("hostile"), "plugin not named: {hoards}");
     assert!(hoards.contains("memory"), "{hoards}");
-    assert!(outcome.line_for("//:fine").contains("passed"), "{}", outcome.all());
+    assert!(
+        outcome.line_for("//:fine").contains("passed"),
+        "{}",
+        outcome.all()
+    );
 }
 
 #[test]
@@ -45,6 +53,13 @@ hostile(name = "behaves", behavior = "ok")
     let outcome = repo.run(&["test", "::"]);
     assert_exit(&outcome, 1);
     let panics = outcome.line_for("//:panics");
-    assert!(panics.contains("hostile") && panics.contains("//:panics"), "{panics}");
-    assert!(outcome.line_for("//:behaves").contains("passed"), "{}", outcome.all());
+    assert!(
+        panics.contains("hostile") && panics.contains("//:panics"),
+        "{panics}"
+    );
+    assert!(
+        outcome.line_for("//:behaves").contains("passed"),
+        "{}",
+        outcome.all()
+    );
 }

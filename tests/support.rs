@@ -71,7 +71,10 @@ impl Outcome {
 
     /// Everything printed, for assertion messages.
     pub fn all(&self) -> String {
-        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 
     pub fn line_for(&self, address: &str) -> &str {

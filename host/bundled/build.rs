@@ -11,10 +11,27 @@ use std::process::Command;
 const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Components copied next to the generated code: (file built by cargo, name in `OUT_DIR`).
-const BUNDLED: &[(&str, &str)] = &[("remex_plugin_shell.wasm", "shell.wasm")];
+const BUNDLED: &[(&str, &str)] = &[
+    ("remex_plugin_shell.wasm", "shell.wasm"),
+    ("remex_plugin_python.wasm", "python.wasm"),
+    ("remex_plugin_protobuf.wasm", "protobuf.wasm"),
+];
 
 /// Test components, built but never embedded; copied to `OUT_DIR/test-plugins`.
-const TEST_PLUGINS: &[&str] = &["remex_plugin_testing_hostile.wasm"];
+const TEST_PLUGINS: &[&str] = &[
+    "remex_plugin_testing_hostile.wasm",
+    "remex_plugin_testing_future_wit.wasm",
+    "remex_policy_testing_hostile.wasm",
+    "remex_policy_testing_wasi.wasm",
+];
+
+/// The example policies, copied to `OUT_DIR/policies`: (file built by cargo, name there).
+const POLICIES: &[(&str, &str)] = &[
+    ("remex_policy_no_network.wasm", "no-network.wasm"),
+    ("remex_policy_container_images.wasm", "container-images.wasm"),
+    ("remex_policy_max_timeout.wasm", "max-timeout.wasm"),
+    ("remex_policy_no_secrets.wasm", "no-secrets.wasm"),
+];
 
 /// Variables the outer cargo sets, or a user sets for the host build, that would change or
 /// break the nested build: host rustflags, a shared target directory (whose lock the outer
@@ -78,6 +95,11 @@ fn main() {
     create_dir(&test_dir);
     for file in TEST_PLUGINS {
         copy(&built.join(file), &test_dir.join(file));
+    }
+    let policies_dir = out_dir.join("policies");
+    create_dir(&policies_dir);
+    for (file, name) in POLICIES {
+        copy(&built.join(file), &policies_dir.join(name));
     }
 }
 

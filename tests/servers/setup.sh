@@ -6,7 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${REMEX_TEST_CACHE:-/var/cache/remex-ci}
 
-packages=(bazel-bootstrap bazel-bootstrap-source bubblewrap default-jdk-headless unzip)
+packages=(bazel-bootstrap bazel-bootstrap-source bubblewrap default-jdk-headless unzip
+    protobuf-compiler python3-protobuf)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" > /dev/null 2>&1 || missing+=("$package")

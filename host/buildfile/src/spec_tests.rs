@@ -17,6 +17,7 @@ fn target(dir: &str, name: &str) -> Target {
             file: PathBuf::from(format!("{dir}/BUILD")),
             line: 1,
         },
+        dependency_inputs: Vec::new(),
     }
 }
 

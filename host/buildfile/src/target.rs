@@ -122,6 +122,7 @@ fn into_target(
         dependencies,
         environment,
         location: declaration.location,
+        dependency_inputs: Vec::new(),
     })
 }
 

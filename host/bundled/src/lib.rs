@@ -5,14 +5,29 @@
 /// The `shell` plugin (target kind `shell_command`), as a WebAssembly component.
 pub const SHELL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shell.wasm"));
 
+/// The `python` plugin (target kinds `python_sources` and `python_tests`).
+pub const PYTHON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/python.wasm"));
+
+/// The `protobuf` plugin (target kind `protobuf_sources`).
+pub const PROTOBUF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/protobuf.wasm"));
+
 /// The absolute directory holding the test plugins' components, such as
 /// `remex_plugin_testing_hostile.wasm`. They are built with the bundled plugins but never
 /// embedded in the binary.
 pub const TEST_PLUGINS_DIR: &str = concat!(env!("OUT_DIR"), "/test-plugins");
 
+/// The absolute directory holding the example policy components, built from
+/// `plugins/policies/`: `no-network.wasm`, `container-images.wasm`, `max-timeout.wasm` and
+/// `no-secrets.wasm`. They are examples to copy and adapt, so they are never embedded.
+pub const POLICIES_DIR: &str = concat!(env!("OUT_DIR"), "/policies");
+
 /// Every bundled plugin: a name for messages (such as `bundled:shell`) and its component.
 pub fn all() -> &'static [(&'static str, &'static [u8])] {
-    &[("bundled:shell", SHELL)]
+    &[
+        ("bundled:shell", SHELL),
+        ("bundled:python", PYTHON),
+        ("bundled:protobuf", PROTOBUF),
+    ]
 }
 
 #[cfg(test)]
@@ -29,6 +44,19 @@ mod tests {
                 &[1, 0],
                 "`{name}` is a core module, not a component"
             );
+        }
+    }
+
+    #[test]
+    fn example_policies_are_built() {
+        for name in [
+            "no-network",
+            "container-images",
+            "max-timeout",
+            "no-secrets",
+        ] {
+            let path = std::path::Path::new(POLICIES_DIR).join(format!("{name}.wasm"));
+            assert!(path.is_file(), "missing {}", path.display());
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::workspace::Workspace;
-use crate::{GlobalArgs, dist, report, runner, test};
+use crate::{GlobalArgs, dist, report, test};
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -25,8 +25,18 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
     let repo_root = workspace.repo_root().to_owned();
     let store = workspace.store.clone();
 
-    let outcomes = runner::run_targets(Arc::new(workspace), roots.clone()).await;
-    let all_passed = report::print(&outcomes, started.elapsed(), global.verbose);
+    let backend = workspace.backend().await?;
+    let store_backend = backend.clone();
+    let run = test::run_or_interrupt(Arc::new(workspace), backend, roots.clone());
+    let Some(outcomes) = run.await else {
+        return Ok(ExitCode::from(test::INTERRUPTED));
+    };
+    let all_passed = report::print(
+        &outcomes,
+        store_backend.remote_stats(),
+        started.elapsed(),
+        global.verbose,
+    );
     if !all_passed {
         println!("dist/ left unchanged: not every target succeeded");
         return Ok(ExitCode::from(1));
@@ -37,6 +47,18 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
     for outcome in outcomes.iter().filter(|o| wanted.contains(&&o.address)) {
         outputs.extend(outcome.outputs.iter().map(|(p, e)| (p.clone(), e.clone())));
     }
+    // Outputs that only other actions needed may still be on the server only.
+    let files: Vec<_> = outputs
+        .values()
+        .filter_map(|entry| match entry {
+            remex_store::InputEntry::File { digest, .. } => Some(*digest),
+            _ => None,
+        })
+        .collect();
+    store_backend
+        .ensure_local(&files, "dist")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let written = dist::write(&repo_root, &store, &outputs)?;
     println!("wrote {written} outputs under dist/");
     Ok(ExitCode::SUCCESS)

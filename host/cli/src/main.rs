@@ -1,10 +1,18 @@
 //! The `remex` command: parses arguments, sets up logging, and hands each subcommand to its own
 //! module. Exit codes: 0 success, 1 a target failed, 2 a usage or configuration error.
 
+mod backend;
+mod build;
 mod digest;
+mod dist;
+mod help;
+mod plugin;
 mod plugins;
+mod policy;
+mod remote;
 mod report;
 mod runner;
+mod serve;
 mod test;
 mod workspace;
 
@@ -16,7 +24,8 @@ use clap::{Args, Parser, Subcommand};
 /// remex runs a repository's build and test processes, locally or on REAPI servers, with
 /// language toolchains as sandboxed WebAssembly plugins.
 #[derive(Parser)]
-#[command(name = "remex", version, about)]
+// `remex help KIND` is remex's own subcommand, so clap's must give way.
+#[command(name = "remex", version, about, disable_help_subcommand = true)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -40,8 +49,21 @@ pub struct GlobalArgs {
 enum Command {
     /// Run the targets matched by SPECS and report each one's outcome.
     Test(test::TestArgs),
+    /// Run the targets matched by SPECS and write their outputs under `dist/`.
+    Build(build::BuildArgs),
     /// Print the root digest (`hash/size`) of a directory taken as an input root.
     Digest(digest::DigestArgs),
+    /// Serve the local store and executor over REAPI v2 until interrupted.
+    Serve(serve::ServeArgs),
+    /// Install, list, inspect, remove or create toolchain plugins.
+    Plugin(plugin::PluginArgs),
+    /// Check actions against the policy plugins of `[policy] plugins`, running nothing.
+    Policy(policy::PolicyArgs),
+    /// Describe a target kind and its fields, or list the kinds.
+    Help(help::HelpArgs),
+    /// Describe the options of a scope (`global`, `python-bootstrap`, ...) or an environment
+    /// kind, with each option's current value and where it comes from.
+    HelpAdvanced(help::HelpAdvancedArgs),
 }
 
 /// A failure that is the user's to fix (bad option, BUILD file, spec): exit code 2.
@@ -54,7 +76,13 @@ fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
     let result = match cli.command {
         Command::Test(args) => run_async(test::run(&cli.global, args)),
+        Command::Build(args) => run_async(build::run(&cli.global, args)),
         Command::Digest(args) => digest::run(args),
+        Command::Serve(args) => run_async(serve::run(&cli.global, args)),
+        Command::Plugin(args) => plugin::run(&cli.global, args),
+        Command::Policy(args) => policy::run(&cli.global, args),
+        Command::Help(args) => help::run(&cli.global, args),
+        Command::HelpAdvanced(args) => help::run_advanced(&cli.global, args),
     };
     match result {
         Ok(code) => code,

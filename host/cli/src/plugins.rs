@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use remex_model::KindSpec;
-use remex_options::Options;
+use remex_options::{OptionRegistry, Options};
 use remex_plugin_host::{Plugin, PluginHost, PluginLimits};
 use remex_store::LocalStore;
 
@@ -21,8 +21,8 @@ pub struct PluginRegistry {
 impl PluginRegistry {
     pub fn load(options: &Options, store: &LocalStore) -> anyhow::Result<Self> {
         let limits = PluginLimits {
-            deadline: options.plugins.deadline,
-            memory_bytes: options.plugins.memory_limit_bytes,
+            deadline: options.plugins.deadline(),
+            memory_bytes: options.plugins.memory_limit_bytes(),
             ..PluginLimits::default()
         };
         let cache_dir = store.root().join("plugins-compiled");
@@ -46,6 +46,13 @@ impl PluginRegistry {
                 .map_err(|e| UsageError(e.to_string()))?;
             registry.add(plugin)?;
         }
+        // Plugins installed with `remex plugin install`, checked against their recorded hash.
+        for (origin, bytes) in crate::plugin::installed_components(store.root())? {
+            let plugin = host
+                .load(&origin, &bytes)
+                .map_err(|e| UsageError(e.to_string()))?;
+            registry.add(plugin)?;
+        }
         Ok(registry)
     }
 
@@ -65,6 +72,15 @@ impl PluginRegistry {
         }
         self.plugins.push(Arc::new(plugin));
         Ok(())
+    }
+
+    /// The options of a run: the built-in ones and those the plugins declare.
+    ///
+    /// A plugin's WIT `description` lists no options yet, so this is the built-in registry.
+    /// Once it does, each plugin's scopes and options are registered here, and a clash with
+    /// another option is a usage error naming the plugin.
+    pub fn option_registry(&self) -> Result<OptionRegistry, UsageError> {
+        Ok(OptionRegistry::builtin())
     }
 
     /// Every target kind of every plugin.

@@ -9,14 +9,15 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use remex_action::{OutputFields, PreparedAction};
-use remex_exec::{ExecutionOutcome, LocalExecutor};
+use remex_action::PreparedAction;
 use remex_model::{Address, Environment, Process, Target};
 use remex_plugin_host::{HostServices, LocalHostServices};
 use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{Instrument, debug, info_span};
 
+use crate::backend::{ActionRun, Backend, Place};
+use crate::policy;
 use crate::workspace::Workspace;
 
 /// What happened to one target.
@@ -43,7 +44,9 @@ pub enum TargetStatus {
         stderr: String,
     },
     /// A dependency did not pass, so the target was not run.
-    Skipped { dependency: Address },
+    Skipped {
+        dependency: Address,
+    },
 }
 
 impl TargetStatus {
@@ -57,16 +60,16 @@ impl TargetStatus {
 pub struct ActionRecord {
     pub description: String,
     pub digest: ActionDigest,
-    pub cached: bool,
+    pub place: Place,
 }
 
 type OutcomeFuture = Shared<BoxFuture<'static, Arc<TargetOutcome>>>;
-type ActionResultCell = Arc<OnceCell<Result<ExecutionOutcome, String>>>;
+type ActionResultCell = Arc<OnceCell<Result<ActionRun, String>>>;
 
 /// Shared state of one run.
 struct Run {
     workspace: Arc<Workspace>,
-    executor: LocalExecutor,
+    backend: Backend,
     permits: Semaphore,
     targets: HashMap<Address, Target>,
     /// Actions in flight or done, so that identical actions run once.
@@ -75,7 +78,11 @@ struct Run {
 
 /// Runs `roots` and every target they depend on; returns the outcome of each target run, roots
 /// and dependencies, in address order.
-pub async fn run_targets(workspace: Arc<Workspace>, roots: Vec<Target>) -> Vec<Arc<TargetOutcome>> {
+pub async fn run_targets(
+    workspace: Arc<Workspace>,
+    backend: Backend,
+    roots: Vec<Target>,
+) -> Vec<Arc<TargetOutcome>> {
     let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
     let targets = workspace
         .targets
@@ -83,7 +90,7 @@ pub async fn run_targets(workspace: Arc<Workspace>, roots: Vec<Target>) -> Vec<A
         .map(|t| (t.address.clone(), t.clone()))
         .collect();
     let run = Arc::new(Run {
-        executor: LocalExecutor::new(workspace.store.clone()),
+        backend,
         workspace,
         permits: Semaphore::new(parallelism),
         targets,
@@ -172,9 +179,16 @@ async fn run_target(
         let outputs = dependency.transitive_outputs.iter();
         inputs.extend(outputs.map(|(p, e)| (p.clone(), e.clone())));
     }
-    outcome.status = match plan(&run.workspace, target).await {
+    let environment = run.workspace.environment(&target);
+    outcome.status = match plan(&run.workspace, target, environment.clone()).await {
         Err(message) => TargetStatus::Error(message),
-        Ok(processes) => run_processes(run, processes, &inputs, &mut outcome).await,
+        Ok(processes) => {
+            let context = ProcessContext {
+                inputs: &inputs,
+                environment: &environment,
+            };
+            run_processes(run, processes, context, &mut outcome).await
+        }
     };
     outcome.transitive_outputs = inputs;
     let own = outcome.outputs.iter().map(|(p, e)| (p.clone(), e.clone()));
@@ -183,7 +197,11 @@ async fn run_target(
 }
 
 /// Calls the target's plugin on a blocking thread: plugins are synchronous and CPU-bound.
-async fn plan(workspace: &Arc<Workspace>, target: Target) -> Result<Vec<Process>, String> {
+async fn plan(
+    workspace: &Arc<Workspace>,
+    target: Target,
+    environment: Environment,
+) -> Result<Vec<Process>, String> {
     let plugin = workspace
         .plugins
         .for_kind(&target.kind)
@@ -191,7 +209,6 @@ async fn plan(workspace: &Arc<Workspace>, target: Target) -> Result<Vec<Process>
     let repo_root = workspace.repo_root().to_owned();
     let services: Arc<dyn HostServices> = Arc::new(LocalHostServices::new());
     let planned = tokio::task::spawn_blocking(move || {
-        let environment = Environment::local();
         plugin.plan(&target, &environment, &repo_root, &services)
     })
     .await;
@@ -202,41 +219,52 @@ async fn plan(workspace: &Arc<Workspace>, target: Target) -> Result<Vec<Process>
     }
 }
 
+/// What every process of one target shares.
+#[derive(Clone, Copy)]
+struct ProcessContext<'a> {
+    /// The outputs of the target's dependencies, by path.
+    inputs: &'a BTreeMap<String, InputEntry>,
+    environment: &'a Environment,
+}
+
 async fn run_processes(
     run: &Arc<Run>,
     processes: Vec<Process>,
-    inputs: &BTreeMap<String, InputEntry>,
+    context: ProcessContext<'_>,
     outcome: &mut TargetOutcome,
 ) -> TargetStatus {
+    let target = outcome.address.to_string();
     for process in processes {
-        let prepared = match prepare(&run.workspace, process.clone(), inputs.clone()).await {
+        let prepared = match prepare(run, &process, context).await {
             Ok(prepared) => prepared,
             Err(message) => return TargetStatus::Error(message),
         };
+        // Policy: approved before any cache lookup or execution; a denial stops the target.
+        let (address, environment) = (&outcome.address, context.environment);
+        if let Err(denial) = policy::check(&run.workspace, &prepared, address, environment) {
+            return TargetStatus::Error(format!("{}: {denial}", process.description));
+        }
         let started = Instant::now();
-        let executed = match execute_once(run, &prepared.digest).await {
+        let remote = context.environment.remote;
+        let executed = match execute_once(run, &prepared, &target, remote).await {
             Ok(executed) => executed,
             Err(e) => return TargetStatus::Error(format!("{}: {e}", process.description)),
         };
         debug!(
             digest = %prepared.digest,
-            cached = executed.cached,
+            place = executed.place.name(),
             elapsed = ?started.elapsed(),
             "action finished"
         );
         outcome.actions.push(ActionRecord {
             description: process.description.clone(),
             digest: prepared.digest,
-            cached: executed.cached,
+            place: executed.place,
         });
-        let store = &run.workspace.store;
         if let Some(reason) = failure_reason(&executed, &process) {
-            return TargetStatus::Failed {
-                reason,
-                stdout: read_stream(store, executed.result.stdout_digest.as_ref()),
-                stderr: read_stream(store, executed.result.stderr_digest.as_ref()),
-            };
+            return failed(run, &executed, reason, &target).await;
         }
+        let store = run.backend.store();
         match remex_action::output_entries(&executed.result, &process.working_directory, store) {
             Ok(entries) => outcome.outputs.extend(entries),
             Err(e) => return TargetStatus::Error(format!("{}: {e}", process.description)),
@@ -245,34 +273,69 @@ async fn run_processes(
     TargetStatus::Passed
 }
 
+/// A failed target, with the output of its failed action fetched for the user.
+async fn failed(
+    run: &Arc<Run>,
+    executed: &ActionRun,
+    reason: String,
+    target: &str,
+) -> TargetStatus {
+    let streams: Vec<Digest> = [
+        &executed.result.stdout_digest,
+        &executed.result.stderr_digest,
+    ]
+    .into_iter()
+    .filter_map(|d| Digest::from_proto_field(d.as_ref()).ok())
+    .collect();
+    let _ = run.backend.ensure_local(&streams, target).await;
+    let store = run.backend.store();
+    let mut stderr = read_stream(store, executed.result.stderr_digest.as_ref());
+    if !executed.message.is_empty() {
+        stderr.push_str(&format!("\nserver: {}", executed.message));
+    }
+    TargetStatus::Failed {
+        reason,
+        stdout: read_stream(store, executed.result.stdout_digest.as_ref()),
+        stderr,
+    }
+}
+
 /// Runs an action, or waits for the identical one already in flight.
-async fn execute_once(run: &Arc<Run>, digest: &ActionDigest) -> Result<ExecutionOutcome, String> {
+async fn execute_once(
+    run: &Arc<Run>,
+    prepared: &PreparedAction,
+    target: &str,
+    remote: bool,
+) -> Result<ActionRun, String> {
     let cell = {
         let mut actions = run.actions.lock().unwrap_or_else(|e| e.into_inner());
-        actions.entry(*digest).or_default().clone()
+        actions.entry(prepared.digest).or_default().clone()
     };
     let result = cell
         .get_or_init(|| async {
             let _permit = run.permits.acquire().await;
-            run.executor.run(digest).await.map_err(|e| e.to_string())
+            run.backend.run(prepared, target, remote).await
         })
         .await;
     result.clone()
 }
 
 async fn prepare(
-    workspace: &Arc<Workspace>,
-    process: Process,
-    inputs: BTreeMap<String, InputEntry>,
+    run: &Arc<Run>,
+    process: &Process,
+    context: ProcessContext<'_>,
 ) -> Result<PreparedAction, String> {
-    let workspace = workspace.clone();
+    let workspace = run.workspace.clone();
+    let fields = run.backend.output_fields(context.environment.remote);
+    let inputs = context.inputs.clone();
     let description = process.description.clone();
+    let process = process.clone();
     tokio::task::spawn_blocking(move || {
         remex_action::prepare_with_inputs(
             &process,
             workspace.repo_root(),
             &workspace.store,
-            OutputFields::Paths,
+            fields,
             &inputs,
         )
     })
@@ -281,7 +344,7 @@ async fn prepare(
     .map_err(|e| format!("{description}: {e}"))
 }
 
-fn failure_reason(outcome: &ExecutionOutcome, process: &Process) -> Option<String> {
+fn failure_reason(outcome: &ActionRun, process: &Process) -> Option<String> {
     if outcome.timed_out {
         let limit = process
             .timeout

@@ -8,6 +8,7 @@ use clap::Args;
 use remex_buildfile::TargetSpec;
 use remex_model::Target;
 
+use crate::backend::Backend;
 use crate::workspace::Workspace;
 use crate::{GlobalArgs, UsageError, report, runner};
 
@@ -16,15 +17,62 @@ pub struct TestArgs {
     /// Targets to run: `//dir:name`, `dir:name`, `dir`, `dir::` or `::`.
     #[arg(required = true, value_name = "SPECS")]
     specs: Vec<String>,
+    /// How to print the results.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// A line per target and a summary, for people.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// The exit code of a run interrupted by Ctrl-C, as shells report SIGINT.
+pub const INTERRUPTED: u8 = 130;
+
+/// Runs `roots` until done or interrupted; `None` when interrupted. Dropping the run on
+/// Ctrl-C cancels every task, which kills the processes they started.
+pub async fn run_or_interrupt(
+    workspace: Arc<Workspace>,
+    backend: Backend,
+    roots: Vec<Target>,
+) -> Option<Vec<Arc<runner::TargetOutcome>>> {
+    tokio::select! {
+        outcomes = runner::run_targets(workspace, backend, roots) => Some(outcomes),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted: stopping running processes");
+            None
+        }
+    }
 }
 
 pub async fn run(global: &GlobalArgs, args: TestArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let workspace = Workspace::load(global)?;
+    crate::policy::install(&workspace)?;
     let selected = select(&workspace, &args.specs)?;
 
-    let outcomes = runner::run_targets(Arc::new(workspace), selected).await;
-    let all_passed = report::print(&outcomes, started.elapsed(), global.verbose);
+    let backend = workspace.backend().await?;
+    let stats_backend = backend.clone();
+    let Some(outcomes) = run_or_interrupt(Arc::new(workspace), backend, selected).await else {
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
+    let all_passed = outcomes.iter().all(|o| o.status.passed());
+    match args.output {
+        OutputFormat::Text => {
+            report::print(
+                &outcomes,
+                stats_backend.remote_stats(),
+                started.elapsed(),
+                global.verbose,
+            );
+        }
+        OutputFormat::Json => report::print_json(&outcomes, started.elapsed()),
+    }
     Ok(if all_passed {
         ExitCode::SUCCESS
     } else {

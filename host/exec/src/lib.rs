@@ -5,8 +5,10 @@
 //! inherited from the host), its own process group (so a timeout kills everything it started),
 //! and its declared outputs collected back into the CAS as an `ActionResult`.
 
+mod command;
+mod input_root;
 mod materialize;
 mod outputs;
 mod run;
 
-pub use run::{ExecError, ExecutionOutcome, LocalExecutor};
+pub use run::{ExecError, ExecutionOutcome, LocalExecutor, PreparedAction};

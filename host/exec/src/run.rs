@@ -13,7 +13,8 @@ use remex_proto::reapi;
 use remex_store::{ActionDigest, Digest, DigestError, LocalStore, StoreError};
 use tokio::process::Command as ProcessCommand;
 
-use crate::{materialize, outputs};
+use crate::command::{self, OutputPath};
+use crate::{input_root, materialize, outputs};
 
 /// Why an action could not be run. A command that exits non-zero or times out is not an error:
 /// it is an [`ExecutionOutcome`].
@@ -27,6 +28,14 @@ pub enum ExecError {
     BadDigest(#[from] DigestError),
     #[error("input blob {0} is missing from the local store")]
     MissingInput(Digest),
+    #[error("{} input blobs are missing from the local store, first {}", .0.len(), first(.0))]
+    MissingInputs(Vec<Digest>),
+    #[error("invalid {what} `{path}`: {problem}")]
+    InvalidPath {
+        what: &'static str,
+        path: String,
+        problem: String,
+    },
     #[error("cannot {action} `{path}`: {source}")]
     Io {
         action: &'static str,
@@ -40,6 +49,10 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
+}
+
+fn first(digests: &[Digest]) -> String {
+    digests.first().map(Digest::to_string).unwrap_or_default()
 }
 
 impl ExecError {
@@ -63,6 +76,25 @@ pub struct ExecutionOutcome {
     pub cached: bool,
     /// Killed when it ran past the action's timeout.
     pub timed_out: bool,
+}
+
+/// An action whose command and input root have been read and checked, ready to run.
+#[derive(Clone, Debug)]
+pub struct PreparedAction {
+    action: reapi::Action,
+    command: reapi::Command,
+    input_root: Digest,
+    outputs: Vec<OutputPath>,
+}
+
+impl PreparedAction {
+    pub fn action(&self) -> &reapi::Action {
+        &self.action
+    }
+
+    pub fn command(&self) -> &reapi::Command {
+        &self.command
+    }
 }
 
 /// Runs actions on this machine, from and into a [`LocalStore`].
@@ -116,13 +148,55 @@ impl LocalExecutor {
 
     /// Runs an action in a fresh sandbox, without consulting the cache.
     pub async fn execute(&self, action: &reapi::Action) -> Result<ExecutionOutcome, ExecError> {
-        let started = SystemTime::now();
+        let prepared = self.prepare(action.clone())?;
+        self.execute_prepared(prepared).await
+    }
+
+    /// Reads the action's command and checks it and the whole input root, without writing
+    /// anything: invalid paths, names and symlinks are [`ExecError::InvalidPath`], and every
+    /// blob missing from the store (command, directories, files) is listed at once in
+    /// [`ExecError::MissingInputs`].
+    pub fn prepare(&self, action: reapi::Action) -> Result<PreparedAction, ExecError> {
         let command_digest = Digest::from_proto_field(action.command_digest.as_ref())?;
-        let command: reapi::Command = self.store.read_message(&command_digest)?;
         let input_root = Digest::from_proto_field(action.input_root_digest.as_ref())?;
-        if command.arguments.is_empty() {
-            return Err(ExecError::BadAction("the command has no arguments".into()));
+        let mut missing = Vec::new();
+        let command = match self.store.read(&command_digest) {
+            Ok(bytes) => Some(decode_command(&command_digest, &bytes)?),
+            Err(StoreError::Missing(digest)) => {
+                missing.push(digest);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match input_root::check_input_root(&self.store, &input_root) {
+            Ok(()) => {}
+            Err(ExecError::MissingInputs(blobs)) => missing.extend(blobs),
+            Err(e) => return Err(e),
         }
+        let Some(command) = command.filter(|_| missing.is_empty()) else {
+            return Err(ExecError::MissingInputs(missing));
+        };
+        let outputs = command::check_command(&command)?;
+        Ok(PreparedAction {
+            action,
+            command,
+            input_root,
+            outputs,
+        })
+    }
+
+    /// Runs a prepared action in a fresh sandbox, without consulting the cache.
+    pub async fn execute_prepared(
+        &self,
+        prepared: PreparedAction,
+    ) -> Result<ExecutionOutcome, ExecError> {
+        let started = SystemTime::now();
+        let PreparedAction {
+            action,
+            command,
+            input_root,
+            outputs,
+        } = prepared;
 
         let scratch = tempfile::Builder::new()
             .prefix("action-")
@@ -139,9 +213,7 @@ impl LocalExecutor {
         .await
         .map_err(|e| ExecError::BadAction(format!("input materialization panicked: {e}")))??;
 
-        let workdir = sandbox.join(&command.working_directory);
-        let output_paths = output_paths(&command);
-        prepare_output_parents(&workdir, &output_paths)?;
+        let workdir = prepare_directories(&sandbox, &command.working_directory, &outputs)?;
 
         let timeout = action
             .timeout
@@ -162,7 +234,7 @@ impl LocalExecutor {
         };
         let store = self.store.clone();
         let result = tokio::task::spawn_blocking(move || {
-            outputs::collect(&store, &workdir, &output_paths, &mut result).map(|()| result)
+            outputs::collect(&store, &sandbox, &workdir, &outputs, &mut result).map(|()| result)
         })
         .await
         .map_err(|e| ExecError::BadAction(format!("output collection panicked: {e}")))??;
@@ -175,31 +247,45 @@ impl LocalExecutor {
     }
 }
 
-/// The outputs to collect: `output_paths` (REAPI 2.1 and later) when set, else the older
-/// `output_files` and `output_directories`.
-fn output_paths(command: &reapi::Command) -> Vec<String> {
-    if !command.output_paths.is_empty() {
-        return command.output_paths.clone();
-    }
-    let mut paths = command.output_files.clone();
-    paths.extend(command.output_directories.iter().cloned());
-    paths
+fn decode_command(digest: &Digest, bytes: &[u8]) -> Result<reapi::Command, ExecError> {
+    <reapi::Command as prost::Message>::decode(bytes)
+        .map_err(|e| ExecError::BadAction(format!("blob {digest} is not a `Command` message: {e}")))
 }
 
-/// REAPI makes the executor create the parent directory of every output path.
-fn prepare_output_parents(workdir: &Path, paths: &[String]) -> Result<(), ExecError> {
-    std::fs::create_dir_all(workdir).map_err(ExecError::io("create", workdir))?;
-    for path in paths {
-        if path.starts_with('/') || path.split('/').any(|s| s == "..") {
-            return Err(ExecError::BadAction(format!(
-                "output path `{path}` is outside the working directory"
-            )));
-        }
-        if let Some(parent) = workdir.join(path).parent() {
-            std::fs::create_dir_all(parent).map_err(ExecError::io("create", parent))?;
-        }
+/// Creates the working directory and, as REAPI asks of the executor, the parent directory of
+/// every output path; none of them may lead out of the sandbox. Returns the working directory.
+fn prepare_directories(
+    sandbox: &Path,
+    working_directory: &str,
+    outputs: &[OutputPath],
+) -> Result<PathBuf, ExecError> {
+    let workdir = command::create_dir_inside(sandbox, working_directory, "working directory")?;
+    for output in outputs {
+        let parent = match output.path.rsplit_once('/') {
+            Some((parent, _)) => parent,
+            None => continue,
+        };
+        let relative = if working_directory.is_empty() {
+            parent.to_owned()
+        } else {
+            format!("{working_directory}/{parent}")
+        };
+        command::create_dir_inside(sandbox, &relative, "output path")
+            .map_err(|e| rename_path(e, &output.path))?;
     }
-    Ok(())
+    Ok(workdir)
+}
+
+/// Reports an output's own path rather than the directory made for it.
+fn rename_path(error: ExecError, path: &str) -> ExecError {
+    match error {
+        ExecError::InvalidPath { what, problem, .. } => ExecError::InvalidPath {
+            what,
+            path: path.to_owned(),
+            problem,
+        },
+        other => other,
+    }
 }
 
 async fn spawn_and_wait(
@@ -232,22 +318,33 @@ async fn spawn_and_wait(
         program: program.clone(),
         source,
     })?;
-    let group = child.id().map(|id| Pid::from_raw(id as i32));
+    // Whatever the command left running in its group goes when this function ends, or when
+    // its future is dropped (a cancelled operation, a server shutting down).
+    let group = child.id().map(|id| GroupKiller(Pid::from_raw(id as i32)));
 
     let waited = match timeout {
         Some(limit) => tokio::time::timeout(limit, child.wait()).await.ok(),
         None => Some(child.wait().await),
     };
-    // Whatever the command left running in its group goes too.
-    if let Some(group) = group {
-        let _ = killpg(group, Signal::SIGKILL);
-    }
+    drop(group);
     match waited {
         Some(status) => Ok((status.map_err(ExecError::io("wait for", workdir))?, false)),
         None => {
-            let status = child.wait().await.map_err(ExecError::io("wait for", workdir))?;
+            let status = child
+                .wait()
+                .await
+                .map_err(ExecError::io("wait for", workdir))?;
             Ok((status, true))
         }
+    }
+}
+
+/// Kills a process group when dropped.
+struct GroupKiller(Pid);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        let _ = killpg(self.0, Signal::SIGKILL);
     }
 }
 

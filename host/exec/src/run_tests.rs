@@ -71,7 +71,14 @@ fn stdout_of(store: &LocalStore, result: &reapi::ActionResult) -> String {
 async fn runs_with_exactly_the_commands_environment() {
     let f = fixture();
     let store = f.executor.store();
-    let digest = stage(store, &["/usr/bin/env"], &[("ONLY", "this")], &[], &[], None);
+    let digest = stage(
+        store,
+        &["/usr/bin/env"],
+        &[("ONLY", "this")],
+        &[],
+        &[],
+        None,
+    );
     let outcome = f.executor.run(&digest).await.expect("runs");
     assert_eq!(outcome.result.exit_code, 0);
     assert_eq!(stdout_of(store, &outcome.result), "ONLY=this\n");
@@ -81,7 +88,8 @@ async fn runs_with_exactly_the_commands_environment() {
 async fn inputs_are_materialized_and_outputs_collected() {
     let f = fixture();
     let store = f.executor.store();
-    let script = "cat in/a.txt > out/copy.txt; mkdir -p dir/sub; echo x > dir/sub/f; chmod +x dir/sub/f";
+    let script =
+        "cat in/a.txt > out/copy.txt; mkdir -p dir/sub; echo x > dir/sub/f; chmod +x dir/sub/f";
     let digest = stage(
         store,
         &["/bin/sh", "-c", script],
@@ -129,7 +137,11 @@ async fn timeout_kills_the_process_group_and_keeps_output() {
     let started = std::time::Instant::now();
     let outcome = f.executor.run(&digest).await.expect("runs");
     assert!(outcome.timed_out);
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(stdout_of(store, &outcome.result), "started\n");
 }
 

@@ -35,7 +35,9 @@ impl Address {
         let body = text.strip_prefix("//").unwrap_or(text);
         let (dir, name) = body.split_once(':').ok_or(bad("expected `dir:name`"))?;
         if name.is_empty() || name.contains(['/', ':']) {
-            return Err(bad("the name after `:` must be non-empty and contain no `/` or `:`"));
+            return Err(bad(
+                "the name after `:` must be non-empty and contain no `/` or `:`",
+            ));
         }
         let dir = if dir.is_empty() && !text.starts_with("//") {
             current_dir
@@ -156,6 +158,11 @@ pub struct Target {
     pub dependencies: Vec<Address>,
     pub environment: String,
     pub location: Location,
+    /// Files the dependencies (direct and transitive) provide to this target's processes,
+    /// relative to the repository root, sorted and unique: their sources, and the output files
+    /// their processes declare. Empty as BUILD evaluation records the target; the runner fills
+    /// it in before planning.
+    pub dependency_inputs: Vec<String>,
 }
 
 /// The environment a target is planned and run in, with the options resolved for it.

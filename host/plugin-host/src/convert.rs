@@ -148,6 +148,7 @@ pub(crate) fn target(target: &Target) -> wit::Target {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        dependency_inputs: target.dependency_inputs.clone(),
     }
 }
 

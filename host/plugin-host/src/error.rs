@@ -58,6 +58,18 @@ pub enum PluginError {
         source: BoxError,
     },
 
+    /// The component was built for a version of the `remex:plugin` WIT package that this host
+    /// does not implement.
+    #[error(
+        "plugin `{origin}` was built for `remex:plugin@{found}`, but this remex supports \
+         `remex:plugin@{supported}`; rebuild it against that version"
+    )]
+    IncompatibleVersion {
+        origin: String,
+        found: String,
+        supported: String,
+    },
+
     /// The plugin returned something malformed: an unusable description, or processes that
     /// contradict themselves.
     #[error("{site} returned an invalid result: {why}")]
@@ -108,7 +120,10 @@ impl PluginError {
     /// The plugin and target the error is about, when the plugin got as far as being called.
     pub fn site(&self) -> Option<&CallSite> {
         match self {
-            Self::Engine { .. } | Self::Compile { .. } | Self::IncompatibleWorld { .. } => None,
+            Self::Engine { .. }
+            | Self::Compile { .. }
+            | Self::IncompatibleWorld { .. }
+            | Self::IncompatibleVersion { .. } => None,
             Self::InvalidResult { site, .. }
             | Self::UnknownKind { site, .. }
             | Self::Trap { site, .. }

@@ -12,11 +12,17 @@
 //! - the [`PluginLimits`]: a deadline, a memory cap, a cap on the size of the result and on
 //!   the number of host calls.
 //!
-//! The host interface gives a plugin `log`, `find-binary` (answered by [`HostServices`]) and
-//! `read-source` (only the target's own source files, read by this crate).
+//! The host interface gives a plugin `log`, `find-binary` and `run-probe` (answered by
+//! [`HostServices`]; [`LocalHostServices`] runs probes here for local environments and through
+//! a [`ProbeRunner`] for remote ones, caching every answer for the run) and `read-source`
+//! (only the target's own source files, read by this crate).
 //!
 //! Every failure is a [`PluginError`] naming the plugin and target; a plugin's own refusal to
 //! plan a target ([`PluginError::Plan`]) is kept apart from it failing.
+//!
+//! Policy plugins, of the `remex:plugin/policy` world, run on an engine of their own that
+//! meters fuel: a [`PolicyEngine`] loads a [`Policy`], which allows or denies each action
+//! from its [`ActionDescription`] alone and fails closed. See the `policy` module's overview.
 
 mod cache;
 mod clocks;
@@ -25,6 +31,8 @@ mod error;
 mod limits;
 mod plugin;
 mod plugin_host;
+mod policy;
+mod probe;
 mod sandbox;
 mod services;
 mod stderr;
@@ -33,7 +41,15 @@ pub use clocks::FAKE_WALL_CLOCK_START;
 pub use error::{BoxError, CallSite, PluginError};
 pub use limits::PluginLimits;
 pub use plugin::Plugin;
-pub use plugin_host::PluginHost;
+pub use plugin_host::{PluginHost, WIT_VERSION};
+pub use policy::{
+    ActionDescription, ActionEnvironment, Decision, Denial, DenialCause, Policy, PolicyEngine,
+    PolicyError, PolicyLimits, PolicySet,
+};
+pub use probe::{
+    DEFAULT_PROBE_OUTPUT_BYTES, DEFAULT_PROBE_TIMEOUT, LocalProbeRunner, Probe, ProbeError,
+    ProbeResult, ProbeRunner,
+};
 pub use services::{HostServices, LocalHostServices, PATH_ENTRY};
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ impl PluginHost {
         origin: &str,
         component: &Component,
     ) -> Result<ToolchainPre<StoreState>, PluginError> {
+        check_wit_version(&self.engine, origin, component)?;
         let incompatible = |err| PluginError::IncompatibleWorld {
             origin: origin.to_owned(),
             source: boxed(err),
@@ -82,6 +83,48 @@ impl PluginHost {
             .instantiate_pre(component)
             .map_err(incompatible)?;
         ToolchainPre::new(instance_pre).map_err(incompatible)
+    }
+}
+
+/// The version of the `remex:plugin` WIT package this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// The package's interfaces are named `remex:plugin/NAME@VERSION` in a component's imports.
+const WIT_PACKAGE_PREFIX: &str = "remex:plugin/";
+
+/// Refuses a component built for another version of the `remex:plugin` package, naming both
+/// versions, before linking would fail with a less helpful message. Versions the component
+/// model treats as compatible (same major, or same minor below 1.0) are accepted.
+fn check_wit_version(
+    engine: &Engine,
+    origin: &str,
+    component: &Component,
+) -> Result<(), PluginError> {
+    let component_type = component.component_type();
+    let versions = component_type
+        .imports(engine)
+        .filter_map(|(name, _)| name.strip_prefix(WIT_PACKAGE_PREFIX))
+        .filter_map(|rest| rest.split_once('@').map(|(_, version)| version.to_owned()));
+    for version in versions {
+        if !compatible(&version, WIT_VERSION) {
+            return Err(PluginError::IncompatibleVersion {
+                origin: origin.to_owned(),
+                found: version,
+                supported: WIT_VERSION.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `found` may stand for `supported` under semver: the same major version, and below
+/// 1.0 the same minor too.
+pub(crate) fn compatible(found: &str, supported: &str) -> bool {
+    let parts = |v: &str| -> Vec<String> { v.split('.').take(2).map(str::to_owned).collect() };
+    let (found, supported) = (parts(found), parts(supported));
+    match supported.first().map(String::as_str) {
+        Some("0") => found == supported,
+        _ => found.first() == supported.first(),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::clocks::{FakeMonotonicClock, FakeMonotonicClockView, FakeTime};
 use crate::convert::Toolchain;
 use crate::convert::remex::plugin::host::{self, LogLevel};
 use crate::convert::remex::plugin::types;
+use crate::probe::Probe;
 use crate::services::HostServices;
 use crate::stderr::StderrTail;
 
@@ -181,6 +182,32 @@ impl host::Host for StoreState {
         Ok(call
             .services
             .find_binary(&call.environment, &name, &search_path))
+    }
+
+    fn run_probe(
+        &mut self,
+        argv: Vec<String>,
+        env: Vec<types::EnvVar>,
+    ) -> wasmtime::Result<Result<host::ProbeResult, String>> {
+        self.count_host_call()?;
+        let Some(call) = &self.call else {
+            return Ok(Err(
+                "no target is being planned, so there is no environment to probe".to_owned(),
+            ));
+        };
+        let probe = Probe {
+            argv,
+            env: env.into_iter().map(|var| (var.name, var.value)).collect(),
+        };
+        let result = call.services.run_probe(&call.environment, &probe);
+        tracing::trace!(plugin = %self.plugin, target = call.target, ?probe, "plugin probe");
+        Ok(result
+            .map(|done| host::ProbeResult {
+                exit_code: done.exit_code,
+                stdout: done.stdout,
+                stderr: done.stderr,
+            })
+            .map_err(|err| err.to_string()))
     }
 
     fn read_source(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {

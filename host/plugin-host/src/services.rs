@@ -1,9 +1,13 @@
 //! What the host interface calls back into, outside the plugin host itself.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use remex_model::Environment;
+
+use crate::probe::{LocalProbeRunner, Probe, ProbeCache, ProbeError, ProbeResult, ProbeRunner};
 
 /// The search-path entry that stands for the environment's `PATH`.
 pub const PATH_ENTRY: &str = "<PATH>";
@@ -20,18 +24,44 @@ pub trait HostServices: Send + Sync {
         name: &str,
         search_path: &[String],
     ) -> Option<String>;
+
+    /// Runs `probe` in `environment`, or answers from the results of this run.
+    fn run_probe(
+        &self,
+        environment: &Environment,
+        probe: &Probe,
+    ) -> Result<ProbeResult, ProbeError>;
 }
 
-/// Finds binaries on this machine.
+/// Finds binaries and runs probes on this machine.
 ///
 /// [`PATH_ENTRY`] is this process's `PATH` for a local environment only: a remote environment's
 /// `PATH` is unknown here, so the entry finds nothing rather than leak this machine's `PATH`
 /// into a remote action. Other directories are looked at on this machine whatever the
 /// environment; answering for a remote machine takes a probe process run there.
-#[derive(Clone, Debug, Default)]
+///
+/// Probes in a local environment run here ([`LocalProbeRunner`]); in a remote one they go to
+/// the runner given with [`LocalHostServices::with_remote_probes`], and fail without one. Every
+/// result is cached in this value, per environment and probe: make one per run and share it
+/// between plans (clones share the cache).
+#[derive(Clone, Default)]
 pub struct LocalHostServices {
     /// The `PATH` used for [`PATH_ENTRY`]; `None` reads the process's `PATH` at each call.
     path_override: Option<OsString>,
+    local_probes: LocalProbeRunner,
+    remote_probes: Option<Arc<dyn ProbeRunner>>,
+    probe_cache: ProbeCache,
+}
+
+impl fmt::Debug for LocalHostServices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalHostServices")
+            .field("path_override", &self.path_override)
+            .field("local_probes", &self.local_probes)
+            .field("remote_probes", &self.remote_probes.is_some())
+            .field("cached_probes", &self.probe_cache.len())
+            .finish()
+    }
 }
 
 impl LocalHostServices {
@@ -44,6 +74,44 @@ impl LocalHostServices {
     pub fn with_path(path: impl Into<OsString>) -> Self {
         Self {
             path_override: Some(path.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Runs probes of remote environments with `runner`.
+    pub fn with_remote_probes(self, runner: Arc<dyn ProbeRunner>) -> Self {
+        Self {
+            remote_probes: Some(runner),
+            ..self
+        }
+    }
+
+    /// Runs local probes with `runner`'s timeout and output cap.
+    pub fn with_local_probes(self, runner: LocalProbeRunner) -> Self {
+        Self {
+            local_probes: runner,
+            ..self
+        }
+    }
+
+    /// How many distinct probes have run so far.
+    pub fn probes_run(&self) -> usize {
+        self.probe_cache.len()
+    }
+
+    fn run_probe_uncached(
+        &self,
+        environment: &Environment,
+        probe: &Probe,
+    ) -> Result<ProbeResult, ProbeError> {
+        if !environment.remote {
+            return self.local_probes.run(probe);
+        }
+        match &self.remote_probes {
+            Some(runner) => runner.run_probe(environment, probe),
+            None => Err(ProbeError::NoRemoteRunner {
+                environment: environment.name.clone(),
+            }),
         }
     }
 
@@ -83,6 +151,16 @@ impl HostServices for LocalHostServices {
             .map(|directory| directory.join(name))
             .find(|candidate| is_executable(candidate))
             .and_then(|found| found.into_os_string().into_string().ok())
+    }
+
+    fn run_probe(
+        &self,
+        environment: &Environment,
+        probe: &Probe,
+    ) -> Result<ProbeResult, ProbeError> {
+        self.probe_cache.get_or_run(&environment.name, probe, || {
+            self.run_probe_uncached(environment, probe)
+        })
     }
 }
 
@@ -127,6 +205,72 @@ mod tests {
         assert_eq!(local.as_deref(), Some("/bin/sh"));
         let remote = services.find_binary(&remote(), "sh", &search);
         assert_eq!(remote, None);
+    }
+
+    fn sh_probe(script: &str) -> Probe {
+        Probe {
+            argv: vec!["/bin/sh".to_owned(), "-c".to_owned(), script.to_owned()],
+            env: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn probes_are_cached_per_environment_and_probe() {
+        let services = LocalHostServices::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counter = dir.path().join("count");
+        let probe = sh_probe(&format!(
+            "echo x >> {}; cat {}",
+            counter.display(),
+            counter.display()
+        ));
+
+        let first = services
+            .run_probe(&Environment::local(), &probe)
+            .expect("runs");
+        let second = services
+            .run_probe(&Environment::local(), &probe)
+            .expect("runs");
+        assert_eq!(first, second);
+        assert_eq!(first.stdout, b"x\n");
+        assert_eq!(services.probes_run(), 1);
+
+        let other = Environment {
+            name: "other".to_owned(),
+            ..Environment::local()
+        };
+        let third = services.run_probe(&other, &probe).expect("runs");
+        assert_eq!(third.stdout, b"x\nx\n");
+    }
+
+    #[test]
+    fn remote_probes_need_a_runner() {
+        let services = LocalHostServices::new();
+        let err = services.run_probe(&remote(), &sh_probe("true"));
+        let message = err.map_err(|e| e.to_string()).err().unwrap_or_default();
+        assert!(
+            message.starts_with("probes in remote environment `__local__` need remote execution"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn remote_probes_go_to_the_runner() {
+        struct Answer;
+        impl ProbeRunner for Answer {
+            fn run_probe(&self, env: &Environment, _: &Probe) -> Result<ProbeResult, ProbeError> {
+                Ok(ProbeResult {
+                    exit_code: 0,
+                    stdout: env.name.clone().into_bytes(),
+                    stderr: Vec::new(),
+                })
+            }
+        }
+        let services = LocalHostServices::new().with_remote_probes(Arc::new(Answer));
+        let result = services
+            .run_probe(&remote(), &sh_probe("true"))
+            .expect("runs");
+        assert_eq!(result.stdout, b"__local__");
     }
 
     #[test]

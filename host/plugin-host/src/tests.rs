@@ -3,6 +3,7 @@
 
 mod cache;
 mod hostile;
+mod python;
 mod shell;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use remex_model::{Address, Environment, FieldValue, Location, Target};
 
-use crate::{HostServices, Plugin, PluginHost, PluginLimits};
+use crate::{HostServices, Plugin, PluginHost, PluginLimits, Probe, ProbeError, ProbeResult};
 
 /// A target of `kind` at `//dir:name` with `fields`.
 fn target(address: &str, kind: &str, fields: &[(&str, FieldValue)]) -> Target {
@@ -30,6 +31,7 @@ fn target(address: &str, kind: &str, fields: &[(&str, FieldValue)]) -> Target {
         fields,
         dependencies: Vec::new(),
         environment: remex_model::LOCAL_ENVIRONMENT.to_owned(),
+        dependency_inputs: Vec::new(),
     }
 }
 
@@ -56,6 +58,9 @@ fn hostile_component() -> Vec<u8> {
 struct FakeServices {
     binaries: BTreeMap<String, String>,
     asked: Mutex<Vec<(String, String, Vec<String>)>>,
+    /// Answers to probes, by argv; any other probe fails.
+    probe_answers: Vec<(Vec<String>, ProbeResult)>,
+    probes: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeServices {
@@ -66,8 +71,35 @@ impl FakeServices {
             .collect();
         Arc::new(Self {
             binaries,
-            asked: Mutex::default(),
+            ..Self::default()
         })
+    }
+
+    /// Like [`FakeServices::with`], answering the probes `answers` (argv, exit code, stdout).
+    fn with_probes(binaries: &[(&str, &str)], answers: &[(&[&str], i32, &str)]) -> Arc<Self> {
+        let binaries = binaries
+            .iter()
+            .map(|(name, path)| ((*name).to_owned(), (*path).to_owned()))
+            .collect();
+        let answer = |(argv, exit_code, stdout): &(&[&str], i32, &str)| {
+            let argv = argv.iter().map(|a| (*a).to_owned()).collect();
+            let result = ProbeResult {
+                exit_code: *exit_code,
+                stdout: stdout.as_bytes().to_vec(),
+                stderr: Vec::new(),
+            };
+            (argv, result)
+        };
+        Arc::new(Self {
+            binaries,
+            probe_answers: answers.iter().map(answer).collect(),
+            ..Self::default()
+        })
+    }
+
+    /// The argv of every probe so far.
+    fn probes(&self) -> Vec<Vec<String>> {
+        self.probes.lock().expect("lock is not poisoned").clone()
     }
 
     /// (environment, binary, search path) of every call so far.
@@ -90,6 +122,27 @@ impl HostServices for FakeServices {
         );
         self.asked.lock().expect("lock is not poisoned").push(call);
         self.binaries.get(name).cloned()
+    }
+
+    fn run_probe(
+        &self,
+        environment: &Environment,
+        probe: &Probe,
+    ) -> Result<ProbeResult, ProbeError> {
+        self.probes
+            .lock()
+            .expect("lock is not poisoned")
+            .push(probe.argv.clone());
+        let answer = self
+            .probe_answers
+            .iter()
+            .find(|(argv, _)| *argv == probe.argv);
+        match answer {
+            Some((_, result)) => Ok(result.clone()),
+            None => Err(ProbeError::NoRemoteRunner {
+                environment: environment.name.clone(),
+            }),
+        }
     }
 }
 
@@ -159,4 +212,34 @@ fn rejects_a_component_of_another_world() {
         message,
         "plugin `empty.wasm` is not a `remex:plugin/toolchain@0.1.0` component"
     );
+}
+
+#[test]
+fn refuses_a_component_of_another_wit_version_naming_both() {
+    let host = PluginHost::new(PluginLimits::default(), None).expect("host starts");
+    let path =
+        Path::new(remex_bundled::TEST_PLUGINS_DIR).join("remex_plugin_testing_future_wit.wasm");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let err = host.load("future.wasm", &bytes).err();
+    assert!(
+        matches!(err, Some(crate::PluginError::IncompatibleVersion { .. })),
+        "{err:?}"
+    );
+    let message = err.map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        message,
+        "plugin `future.wasm` was built for `remex:plugin@9.0.0`, but this remex supports \
+         `remex:plugin@0.1.0`; rebuild it against that version"
+    );
+}
+
+#[test]
+fn wit_versions_follow_semver_compatibility() {
+    use crate::plugin_host::compatible;
+
+    assert!(compatible("0.1.0", "0.1.0"));
+    assert!(compatible("0.1.3", "0.1.0"));
+    assert!(!compatible("0.2.0", "0.1.0"));
+    assert!(!compatible("9.0.0", "0.1.0"));
+    assert!(compatible("1.4.0", "1.0.0"));
 }

@@ -88,8 +88,8 @@ impl Digest {
     }
 
     pub fn from_proto(digest: &reapi::Digest) -> Result<Self, DigestError> {
-        let size_bytes =
-            u64::try_from(digest.size_bytes).map_err(|_| DigestError::BadSize(digest.size_bytes))?;
+        let size_bytes = u64::try_from(digest.size_bytes)
+            .map_err(|_| DigestError::BadSize(digest.size_bytes))?;
         Ok(Self {
             hash: parse_hash(&digest.hash)?,
             size_bytes,
@@ -195,7 +195,10 @@ mod tests {
     fn proto_rejects_uppercase_and_negative_sizes() {
         let mut proto = Digest::of_bytes(b"x").to_proto();
         proto.hash = proto.hash.to_uppercase();
-        assert!(matches!(Digest::from_proto(&proto), Err(DigestError::BadHash(_))));
+        assert!(matches!(
+            Digest::from_proto(&proto),
+            Err(DigestError::BadHash(_))
+        ));
         let proto = reapi::Digest {
             hash: Digest::EMPTY.hex(),
             size_bytes: -1,

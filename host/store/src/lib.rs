@@ -8,9 +8,12 @@
 mod digest;
 mod local;
 mod merkle;
+mod writer;
 
 pub use digest::{ActionDigest, Digest, DigestError, hash_file};
 pub use local::{LocalStore, StoreError};
 pub use merkle::{
-    InputEntry, InputTree, InputTreeBuilder, MerkleError, digest_directory_on_disk, tree_of_directory,
+    InputEntry, InputTree, InputTreeBuilder, MerkleError, digest_directory_on_disk,
+    tree_of_directory,
 };
+pub use writer::BlobWriter;

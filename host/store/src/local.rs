@@ -9,12 +9,14 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use remex_proto::reapi;
 use tempfile::NamedTempFile;
 
 use crate::digest::{ActionDigest, Digest, DigestError, hash_reader};
+use crate::writer::BlobWriter;
 
 /// A failure of the local store, naming the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +38,11 @@ pub enum StoreError {
         #[source]
         source: prost::DecodeError,
     },
+    #[error("local store: {written} bytes written for blob {expected}, more than its size")]
+    Overflow { expected: Digest, written: u64 },
 }
 
-fn io_error<'a>(
+pub(crate) fn io_error<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -143,13 +147,61 @@ impl LocalStore {
         Ok(digest)
     }
 
-    fn new_temp_file(&self) -> Result<NamedTempFile, StoreError> {
+    /// Starts writing the blob `digest` piece by piece; see [`BlobWriter`].
+    pub fn blob_writer(&self, digest: &Digest) -> Result<BlobWriter, StoreError> {
+        BlobWriter::new(self.clone(), *digest)
+    }
+
+    /// Opens a blob for streaming reads. The empty blob needs no file and is not opened here.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, StoreError> {
+        let path = self.blob_path(digest);
+        match File::open(&path) {
+            Ok(file) => Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Missing(*digest)),
+            Err(e) => Err(io_error("open", &path)(e)),
+        }
+    }
+
+    /// Removes what crashed writers and sandboxes left in the temporary directory, if it is
+    /// older than `max_age`: a younger entry may belong to a writer that is still running, in
+    /// this process or another one sharing the store. Returns how many entries were removed.
+    pub fn remove_stale_temp_files(&self, max_age: Duration) -> Result<usize, StoreError> {
+        let dir = self.temp_dir();
+        let entries = fs::read_dir(&dir).map_err(io_error("list", &dir))?;
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let age = metadata
+                .modified()
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok());
+            if age.is_none_or(|age| age < max_age) {
+                continue;
+            }
+            let path = entry.path();
+            let gone = if metadata.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(error) => tracing::debug!(path = %path.display(), %error, "stale entry stays"),
+            }
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn new_temp_file(&self) -> Result<NamedTempFile, StoreError> {
         let dir = self.temp_dir();
         NamedTempFile::new_in(&dir).map_err(io_error("create a file in", &dir))
     }
 
     /// Makes a fully written temporary file the blob `digest`: flushed, read-only, renamed.
-    fn commit(&self, temp: NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
+    pub(crate) fn commit(&self, temp: NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob_path(digest);
         let temp_path = temp.path().to_owned();
         temp.as_file()
@@ -231,6 +283,10 @@ impl LocalStore {
         let temp_path = temp.path().to_owned();
         temp.write_all(&result.encode_to_vec())
             .map_err(io_error("write", &temp_path))?;
+        // Durable before it is visible, like blobs: an entry must never outlive its content.
+        temp.as_file()
+            .sync_data()
+            .map_err(io_error("sync", &temp_path))?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error("create", parent))?;
         }
@@ -276,7 +332,9 @@ mod tests {
         assert_eq!(store.read(&digest).expect("read"), b"hello");
 
         let wrong = Digest::of_bytes(b"other");
-        let err = store.put_with_digest(&wrong, b"hello").expect_err("mismatch");
+        let err = store
+            .put_with_digest(&wrong, b"hello")
+            .expect_err("mismatch");
         assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
         assert!(!store.contains(&wrong));
     }
@@ -306,6 +364,39 @@ mod tests {
         };
         store.put_action_result(&action, &result).expect("put");
         assert_eq!(store.get_action_result(&action).expect("get"), Some(result));
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_fresh_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        fs::write(store.temp_dir().join("left-behind"), b"x").expect("write");
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.remove_stale_temp_files(hour).expect("sweep"), 0);
+        assert_eq!(
+            store
+                .remove_stale_temp_files(Duration::ZERO)
+                .expect("sweep"),
+            1
+        );
+        assert_eq!(fs::read_dir(store.temp_dir()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn open_blob_reports_missing_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        let digest = store.put_bytes(b"present").expect("put");
+        let mut text = String::new();
+        store
+            .open_blob(&digest)
+            .expect("open")
+            .read_to_string(&mut text)
+            .expect("read");
+        assert_eq!(text, "present");
+        let absent = Digest::of_bytes(b"absent");
+        let err = store.open_blob(&absent).expect_err("missing");
+        assert!(matches!(err, StoreError::Missing(_)), "{err}");
     }
 
     #[test]

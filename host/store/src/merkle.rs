@@ -93,9 +93,11 @@ impl InputTreeBuilder {
     /// Places `entry` at `path` (relative, `/`-separated). Parent directories are implied.
     pub fn add(&mut self, path: &str, entry: InputEntry) -> Result<(), MerkleError> {
         let segments = split_path(path)?;
-        let (leaf, parents) = segments.split_last().ok_or_else(|| MerkleError::EmptyPath {
-            path: path.to_owned(),
-        })?;
+        let (leaf, parents) = segments
+            .split_last()
+            .ok_or_else(|| MerkleError::EmptyPath {
+                path: path.to_owned(),
+            })?;
 
         let mut dir = &mut self.root;
         for (depth, segment) in parents.iter().enumerate() {

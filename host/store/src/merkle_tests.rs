@@ -60,12 +60,19 @@ fn golden_case_c_with_children() {
     }
     let tree = builder.build();
     assert_eq!(tree.root_digest.to_string(), CASE_C);
-    let children: Vec<String> = tree.directories.iter().map(|(d, _)| d.to_string()).collect();
+    let children: Vec<String> = tree
+        .directories
+        .iter()
+        .map(|(d, _)| d.to_string())
+        .collect();
     for child in [
         "0c98e6802939418aa7d64d0527d4a29aa21cb2830b00a5be08c24763af96d65a/80",
         "728777f9dd482ce3bcaf0ca2f3949c8893d97731ff43864935b2fefd5386b754/77",
     ] {
-        assert!(children.contains(&child.to_owned()), "{child} not in {children:?}");
+        assert!(
+            children.contains(&child.to_owned()),
+            "{child} not in {children:?}"
+        );
     }
 }
 
@@ -89,12 +96,16 @@ fn rejects_bad_paths_before_storing_anything() {
 fn rejects_a_name_used_as_file_and_directory() {
     let mut builder = InputTreeBuilder::new();
     builder.add("a", file(b"x", false)).expect("first");
-    let err = builder.add("a/b", file(b"y", false)).expect_err("file under file");
+    let err = builder
+        .add("a/b", file(b"y", false))
+        .expect_err("file under file");
     assert!(matches!(err, MerkleError::UnderFile { .. }), "{err}");
 
     let mut builder = InputTreeBuilder::new();
     builder.add("a/b", file(b"y", false)).expect("first");
-    let err = builder.add("a", file(b"x", false)).expect_err("file over dir");
+    let err = builder
+        .add("a", file(b"x", false))
+        .expect_err("file over dir");
     assert!(matches!(err, MerkleError::FileAndDirectory { .. }), "{err}");
 }
 
@@ -103,7 +114,9 @@ fn identical_duplicates_are_accepted_and_conflicting_ones_refused() {
     let mut builder = InputTreeBuilder::new();
     builder.add("a", file(b"x", false)).expect("first");
     builder.add("a", file(b"x", false)).expect("same again");
-    let err = builder.add("a", file(b"x", true)).expect_err("different bit");
+    let err = builder
+        .add("a", file(b"x", true))
+        .expect_err("different bit");
     assert!(matches!(err, MerkleError::Conflict { .. }), "{err}");
 }
 
@@ -114,7 +127,13 @@ fn digest_of_a_tree_on_disk_matches_the_golden_cases() {
     fs::create_dir_all(a.join("out")).expect("mkdir");
     fs::write(a.join("a.txt"), "hello\n").expect("write");
     std::os::unix::fs::symlink("a.txt", a.join("lnk")).expect("symlink");
-    assert_eq!(digest_directory_on_disk(&a).expect("digest").root_digest.to_string(), CASE_A);
+    assert_eq!(
+        digest_directory_on_disk(&a)
+            .expect("digest")
+            .root_digest
+            .to_string(),
+        CASE_A
+    );
 
     let c = dir.path().join("c");
     fs::create_dir_all(c.join("bin")).expect("mkdir");
@@ -122,7 +141,13 @@ fn digest_of_a_tree_on_disk_matches_the_golden_cases() {
     fs::write(c.join("bin/tool"), "#!/bin/sh\necho hi\n").expect("write");
     fs::set_permissions(c.join("bin/tool"), fs::Permissions::from_mode(0o755)).expect("chmod");
     fs::write(c.join("src/x.c"), "int main(){return 0;}\n").expect("write");
-    assert_eq!(digest_directory_on_disk(&c).expect("digest").root_digest.to_string(), CASE_C);
+    assert_eq!(
+        digest_directory_on_disk(&c)
+            .expect("digest")
+            .root_digest
+            .to_string(),
+        CASE_C
+    );
 }
 
 fn arbitrary_entries() -> impl Strategy<Value = Vec<(String, InputEntry)>> {

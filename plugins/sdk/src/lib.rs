@@ -28,6 +28,7 @@ mod describe;
 pub mod host;
 mod plan;
 mod target;
+pub mod testing;
 
 pub use bindings::remex::plugin::types::{
     Description, EnvVar, Environment, Field, FieldSpec, FieldType, FieldValue, KindSpec,
