@@ -9,6 +9,7 @@ mod help;
 mod plugin;
 mod plugins;
 mod policy;
+mod probes;
 mod remote;
 mod report;
 mod runner;
@@ -72,7 +73,8 @@ enum Command {
 pub struct UsageError(pub String);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Option flags such as `--remote-execution` are read by `remex-options`, not clap.
+    let cli = Cli::parse_from(workspace::split_args(std::env::args_os()).0);
     init_tracing(cli.global.verbose);
     let result = match cli.command {
         Command::Test(args) => run_async(test::run(&cli.global, args)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use remex_client::{RemoteClient, RemoteOptions};
-use remex_options::{GlobalOptions, Headers, RemoteAddress};
+use remex_options::{GlobalOptions, Headers};
 
 use crate::backend::Backend;
 use crate::workspace::Workspace;
@@ -37,8 +37,11 @@ fn remote_options(global: &GlobalOptions) -> anyhow::Result<RemoteOptions> {
         .remote_store_address
         .as_ref()
         .context("`remote_store_address` is not set")?;
-    let mut options = RemoteOptions::new(address(store));
-    options.execution_address = global.remote_execution_address.as_ref().map(address);
+    let mut options = RemoteOptions::new(store.to_string());
+    options.execution_address = global
+        .remote_execution_address
+        .as_ref()
+        .map(ToString::to_string);
     options.instance_name = global.remote_instance_name.clone().unwrap_or_default();
     options.ca_certs_path = global.remote_ca_certs_path.clone();
     options.client_certs_path = global.remote_client_certs_path.clone();
@@ -57,10 +60,9 @@ fn remote_options(global: &GlobalOptions) -> anyhow::Result<RemoteOptions> {
     options.execution_parallelism = global.process_execution_remote_parallelism;
     options.store_rpc_timeout = global.remote_store_rpc_timeout();
     options.cache_rpc_timeout = global.remote_cache_rpc_timeout();
-    options.overall_deadline = match global.remote_execution_overall_deadline_secs {
-        0 => None,
-        secs => Some(Duration::from_secs(secs)),
-    };
+    options.overall_deadline = Some(Duration::from_secs(
+        global.remote_execution_overall_deadline_secs,
+    ));
     Ok(options)
 }
 
@@ -69,10 +71,4 @@ fn headers(headers: &Headers) -> BTreeMap<String, String> {
         .iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
-}
-
-/// The address in the form the options were written in, `grpc://` or `grpcs://`.
-fn address(address: &RemoteAddress) -> String {
-    let scheme = if address.tls { "grpcs" } else { "grpc" };
-    format!("{scheme}://{}:{}", address.host, address.port)
 }

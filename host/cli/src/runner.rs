@@ -3,14 +3,14 @@
 //! dependencies' outputs, passed by digest. Identical actions in flight run once; as many
 //! actions run at a time as `process_execution_local_parallelism` allows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use remex_action::PreparedAction;
-use remex_model::{Address, Environment, Process, Target};
+use remex_model::{Address, Environment, FieldType, Process, Target};
 use remex_plugin_host::{HostServices, LocalHostServices};
 use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
 use tokio::sync::{OnceCell, Semaphore};
@@ -18,6 +18,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::backend::{ActionRun, Backend, Place};
 use crate::policy;
+use crate::probes::RemoteProbeRunner;
 use crate::workspace::Workspace;
 
 /// What happened to one target.
@@ -30,6 +31,8 @@ pub struct TargetOutcome {
     pub outputs: BTreeMap<String, InputEntry>,
     /// The outputs of the target and of everything it depends on: what its dependents get.
     pub transitive_outputs: BTreeMap<String, InputEntry>,
+    /// The source files of the target and of everything it depends on.
+    pub transitive_sources: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -70,6 +73,8 @@ type ActionResultCell = Arc<OnceCell<Result<ActionRun, String>>>;
 struct Run {
     workspace: Arc<Workspace>,
     backend: Backend,
+    /// What plugins call back into; one per run, so probe results are shared by all targets.
+    services: Arc<dyn HostServices>,
     permits: Semaphore,
     targets: HashMap<Address, Target>,
     /// Actions in flight or done, so that identical actions run once.
@@ -89,7 +94,10 @@ pub async fn run_targets(
         .iter()
         .map(|t| (t.address.clone(), t.clone()))
         .collect();
+    let probes = RemoteProbeRunner::new(backend.clone(), tokio::runtime::Handle::current());
+    let services = LocalHostServices::new().with_remote_probes(Arc::new(probes));
     let run = Arc::new(Run {
+        services: Arc::new(services),
         backend,
         workspace,
         permits: Semaphore::new(parallelism),
@@ -146,6 +154,7 @@ fn schedule(
             actions: Vec::new(),
             outputs: BTreeMap::new(),
             transitive_outputs: BTreeMap::new(),
+            transitive_sources: BTreeSet::new(),
         }))
     }
     .boxed()
@@ -165,6 +174,7 @@ async fn run_target(
         actions: Vec::new(),
         outputs: BTreeMap::new(),
         transitive_outputs: BTreeMap::new(),
+        transitive_sources: BTreeSet::new(),
     };
     if let Some(failed) = dependencies.iter().find(|d| !d.status.passed()) {
         outcome.status = TargetStatus::Skipped {
@@ -178,9 +188,23 @@ async fn run_target(
     for dependency in dependencies {
         let outputs = dependency.transitive_outputs.iter();
         inputs.extend(outputs.map(|(p, e)| (p.clone(), e.clone())));
+        let sources = dependency.transitive_sources.iter().cloned();
+        outcome.transitive_sources.extend(sources);
     }
+    // What the plugin may list as inputs besides the target's own sources.
+    let mut target = target;
+    let dependency_files = outcome.transitive_sources.iter().chain(inputs.keys());
+    target.dependency_inputs = dependency_files
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    outcome
+        .transitive_sources
+        .extend(own_sources(&run.workspace, &target));
+
     let environment = run.workspace.environment(&target);
-    outcome.status = match plan(&run.workspace, target, environment.clone()).await {
+    outcome.status = match plan(run, target, environment.clone()).await {
         Err(message) => TargetStatus::Error(message),
         Ok(processes) => {
             let context = ProcessContext {
@@ -196,18 +220,36 @@ async fn run_target(
     outcome
 }
 
+/// The files of the target's `sources`-typed fields.
+fn own_sources(workspace: &Workspace, target: &Target) -> Vec<String> {
+    let Some(plugin) = workspace.plugins.for_kind(&target.kind) else {
+        return Vec::new();
+    };
+    let Some(kind) = plugin.kinds().iter().find(|k| k.name == target.kind) else {
+        return Vec::new();
+    };
+    kind.fields
+        .iter()
+        .filter(|f| f.ty == FieldType::Sources)
+        .filter_map(|f| target.fields.get(&f.name)?.as_text_list())
+        .flatten()
+        .cloned()
+        .collect()
+}
+
 /// Calls the target's plugin on a blocking thread: plugins are synchronous and CPU-bound.
 async fn plan(
-    workspace: &Arc<Workspace>,
+    run: &Arc<Run>,
     target: Target,
     environment: Environment,
 ) -> Result<Vec<Process>, String> {
+    let workspace = &run.workspace;
     let plugin = workspace
         .plugins
         .for_kind(&target.kind)
         .ok_or_else(|| format!("no plugin provides target kind `{}`", target.kind))?;
     let repo_root = workspace.repo_root().to_owned();
-    let services: Arc<dyn HostServices> = Arc::new(LocalHostServices::new());
+    let services = run.services.clone();
     let planned = tokio::task::spawn_blocking(move || {
         plugin.plan(&target, &environment, &repo_root, &services)
     })

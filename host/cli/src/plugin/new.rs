@@ -22,10 +22,16 @@ pub struct NewArgs {
     /// Where to write the crate [default: ./NAME].
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// The `remex-plugin-sdk` crate to depend on [default: the one remex was built with].
+    /// The SDK crate to depend on [default: the one remex was built with:
+    /// `remex-plugin-sdk`, or `remex-policy-sdk` with `--policy`].
     #[arg(long, value_name = "DIR")]
     sdk: Option<PathBuf>,
+    /// Write a policy plugin, which approves or denies actions, instead of a toolchain.
+    #[arg(long)]
+    policy: bool,
 }
+
+const DEFAULT_POLICY_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/policy-sdk");
 
 pub fn run(args: NewArgs) -> anyhow::Result<()> {
     check_name(&args.name)?;
@@ -33,11 +39,19 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     if dir.exists() {
         return Err(UsageError(format!("`{}` already exists", dir.display())).into());
     }
-    let sdk = args.sdk.unwrap_or_else(|| PathBuf::from(DEFAULT_SDK));
+    let default_sdk = if args.policy {
+        DEFAULT_POLICY_SDK
+    } else {
+        DEFAULT_SDK
+    };
+    let sdk = args.sdk.unwrap_or_else(|| PathBuf::from(default_sdk));
     let sdk = sdk
         .canonicalize()
         .with_context(|| format!("cannot find the plugin SDK at `{}`", sdk.display()))
         .map_err(|e| UsageError(format!("{e:#}; pass `--sdk`")))?;
+    if args.policy {
+        return write_policy(&args.name, &dir, &sdk);
+    }
 
     let snake = args.name.replace('-', "_");
     let fill = |template: &str| {
@@ -89,4 +103,22 @@ fn write(path: &Path, content: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create `{}`", parent.display()))?;
     }
     std::fs::write(path, content).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Writes a policy crate from the policy template.
+fn write_policy(name: &str, dir: &Path, sdk: &Path) -> anyhow::Result<()> {
+    let dependency = format!("{{ path = \"{}\" }}", sdk.display());
+    for (path, content) in crate::policy::template::files(name, &dependency) {
+        write(&dir.join(path), &content)?;
+    }
+    write(&dir.join(".gitignore"), "/target\n")?;
+    let snake = name.replace('-', "_");
+    println!("wrote the policy `{name}` in `{}`; next:", dir.display());
+    println!("  cd {} && cargo build --release", dir.display());
+    println!(
+        "  then list `{}/target/wasm32-wasip2/release/{snake}.wasm` in `[policy] \
+         plugins`",
+        dir.display()
+    );
+    Ok(())
 }
