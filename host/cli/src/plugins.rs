@@ -33,7 +33,7 @@ impl PluginRegistry {
             by_kind: BTreeMap::new(),
         };
         for (name, bytes) in remex_bundled::all() {
-            let plugin = host.load(&format!("bundled:{name}"), bytes)?;
+            let plugin = host.load(name, bytes)?;
             registry.add(plugin)?;
         }
         for path in &options.plugins.paths {
