@@ -158,3 +158,38 @@ fn a_bad_policy_mode_is_a_usage_error() {
     assert_exit(&outcome, 2);
     assert!(outcome.stderr.contains("sometimes"), "{}", outcome.all());
 }
+
+/// Against a counting REAPI server: an action the policy denies reaches neither its action
+/// cache nor its executor, while an allowed one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_action_never_reaches_the_remote_cache_or_executor() {
+    use remex_client::fake::{FakeConfig, FakeServer, Rpc};
+
+    let server = FakeServer::start(FakeConfig::default()).await.expect("fake starts");
+    let address = server.address();
+    let remote_run = |spec: &'static str| {
+        let address = address.clone();
+        tokio::task::spawn_blocking(move || {
+            let (repo, _marker) = marking_repo();
+            let args = [
+                "test",
+                spec,
+                "--remote-execution",
+                &format!("--remote-store-address={address}"),
+                &format!("--remote-execution-address={address}"),
+            ];
+            run_with_policies(&repo, &["max-timeout"], "enforce", &args)
+        })
+    };
+
+    let denied = remote_run("//:marks").await.expect("remex ran");
+    assert_exit(&denied, 1);
+    assert!(denied.line_for("//:marks").contains("max-timeout"), "{}", denied.all());
+    let state = server.state();
+    assert_eq!(state.calls(Rpc::GetActionResult), 0, "the cache was asked");
+    assert_eq!(state.calls(Rpc::Execute), 0, "the executor was asked");
+
+    // The same server does see an action the policy allows.
+    let _allowed = remote_run("//:bounded").await.expect("remex ran");
+    assert!(state.calls(Rpc::GetActionResult) > 0, "an allowed action was not looked up");
+}
