@@ -16,8 +16,8 @@ fn example() -> Repo {
     let repo = Repo::new(&[]);
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     copy_tree(&source, &repo.root());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/protobuf/make-protoc-archive.sh");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/protobuf/make-protoc-archive.sh");
     let archive = repo.root().join("build-support/protoc.zip");
     std::fs::create_dir_all(archive.parent().expect("parent")).expect("mkdir");
     let made = Command::new("/bin/sh")
@@ -62,23 +62,42 @@ fn example_passes_then_is_cached_and_a_change_reruns_only_what_depends_on_it() {
     let first = run(&repo, &store, &["test", "::"]);
     assert_exit(&first, 0);
     for address in ["//src/greeter:tests", "//src/proto:greeting", "//:package"] {
-        assert!(first.line_for(address).contains("passed"), "{}", first.all());
+        assert!(
+            first.line_for(address).contains("passed"),
+            "{}",
+            first.all()
+        );
     }
 
     let started = Instant::now();
     let second = run(&repo, &store, &["test", "::"]);
     let elapsed = started.elapsed();
     assert_exit(&second, 0);
-    assert!(second.stdout.contains("0 local, 0 remote"), "{}", second.all());
+    assert!(
+        second.stdout.contains("0 local, 0 remote"),
+        "{}",
+        second.all()
+    );
     println!("second run of the example: {elapsed:?}");
 
     let greet = repo.root().join("src/greeter/greet.py");
     let text = std::fs::read_to_string(&greet).expect("read");
-    repo.write("src/greeter/greet.py", &text.replace("\"\"\"The greeting", "\"\"\"Greeting"));
+    repo.write(
+        "src/greeter/greet.py",
+        &text.replace("\"\"\"The greeting", "\"\"\"Greeting"),
+    );
     let third = run(&repo, &store, &["test", "::"]);
     assert_exit(&third, 0);
-    assert!(third.line_for("//src/proto:greeting").contains("(cached)"), "{}", third.all());
-    assert!(!third.line_for("//src/greeter:tests").contains("(cached)"), "{}", third.all());
+    assert!(
+        third.line_for("//src/proto:greeting").contains("(cached)"),
+        "{}",
+        third.all()
+    );
+    assert!(
+        !third.line_for("//src/greeter:tests").contains("(cached)"),
+        "{}",
+        third.all()
+    );
 }
 
 /// `remex serve` on a free loopback port, killed when dropped.
@@ -130,7 +149,10 @@ impl Drop for Serve {
 }
 
 fn with_flags<'a>(args: &[&'a str], flags: &'a [String]) -> Vec<&'a str> {
-    args.iter().copied().chain(flags.iter().map(String::as_str)).collect()
+    args.iter()
+        .copied()
+        .chain(flags.iter().map(String::as_str))
+        .collect()
 }
 
 #[test]
@@ -142,7 +164,7 @@ fn example_runs_remotely_on_remex_serve_and_hits_the_cache_on_the_second_run() {
 
     let first = run(&repo, &repo.store(), &args);
     assert_exit(&first, 0);
-    assert!(first.stdout.contains("1 remote"), "{}", first.all());
+    assert!(first.stdout.contains("2 remote"), "{}", first.all());
 
     let fresh: PathBuf = repo.store().with_extension("fresh");
     let second = run(&repo, &fresh, &args);
@@ -157,7 +179,10 @@ fn a_remote_cache_alone_fills_a_fresh_local_store() {
     let server = Serve::start();
     let repo = example();
     let flags = server.flags();
-    let args = with_flags(&["test", "::", "--remote-cache-read", "--remote-cache-write"], &flags);
+    let args = with_flags(
+        &["test", "::", "--remote-cache-read", "--remote-cache-write"],
+        &flags,
+    );
 
     let first = run(&repo, &repo.store(), &args);
     assert_exit(&first, 0);
@@ -167,7 +192,11 @@ fn a_remote_cache_alone_fills_a_fresh_local_store() {
     let second = run(&repo, &fresh, &args);
     assert_exit(&second, 0);
     assert!(second.stdout.contains("0 local"), "{}", second.all());
-    assert!(second.stdout.contains("3 from the remote cache"), "{}", second.all());
+    assert!(
+        second.stdout.contains("3 from the remote cache"),
+        "{}",
+        second.all()
+    );
 }
 
 #[test]
@@ -195,14 +224,19 @@ shell_command(
 
     let blob = remex_store::Digest::of_bytes(&vec![b'x'; 3_000_000]);
     let local = remex_store::LocalStore::open(repo.store()).expect("store");
-    assert!(!local.contains(&blob), "the intermediate output was downloaded");
+    assert!(
+        !local.contains(&blob),
+        "the intermediate output was downloaded"
+    );
     assert!(outcome.stdout.contains("2 remote"), "{}", outcome.all());
 }
 
 #[test]
 fn an_interrupted_run_exits_130_and_leaves_the_store_consistent() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let started_marker = scratch.path().join("started");
     let build = r#"
-shell_command(name = "slow", command = "sleep 60")
+shell_command(name = "slow", command = "echo > STARTED; sleep 60")
 shell_command(
     name = "writes",
     command = "head -c 2000000 /dev/urandom > data.bin",
@@ -210,14 +244,23 @@ shell_command(
     outputs = ["data.bin"],
 )
 "#;
-    let repo = Repo::new(&[("BUILD", build)]);
+    let build = build.replace("STARTED", &started_marker.display().to_string());
+    let repo = Repo::new(&[("BUILD", &build)]);
     let mut child = repo
         .remex(&["test", "::"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("remex starts");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Interrupt once the slow action runs.
+    let waiting = Instant::now();
+    while !started_marker.exists() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the action never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pid = nix_pid(&child);
     let interrupted = Command::new("kill")
         .args(["-INT", &pid])
@@ -230,7 +273,10 @@ shell_command(
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "remex did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "remex did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));

@@ -20,6 +20,7 @@ pub struct BuildArgs {
 
 pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let mut interrupt = test::catch_interrupt()?;
     let workspace = Workspace::load(global)?;
     let roots = test::select(&workspace, &args.specs)?;
     let repo_root = workspace.repo_root().to_owned();
@@ -27,7 +28,7 @@ pub async fn run(global: &GlobalArgs, args: BuildArgs) -> anyhow::Result<ExitCod
 
     let backend = workspace.backend().await?;
     let store_backend = backend.clone();
-    let run = test::run_or_interrupt(Arc::new(workspace), backend, roots.clone());
+    let run = test::run_or_interrupt(&mut interrupt, Arc::new(workspace), backend, roots.clone());
     let Some(outcomes) = run.await else {
         return Ok(ExitCode::from(test::INTERRUPTED));
     };

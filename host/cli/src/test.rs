@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use remex_buildfile::TargetSpec;
 use remex_model::Target;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::backend::Backend;
 use crate::workspace::Workspace;
@@ -34,16 +35,23 @@ pub enum OutputFormat {
 /// The exit code of a run interrupted by Ctrl-C, as shells report SIGINT.
 pub const INTERRUPTED: u8 = 130;
 
+/// Catches Ctrl-C from now on, so that an interrupt while loading still ends the run with
+/// [`INTERRUPTED`] once it starts.
+pub fn catch_interrupt() -> anyhow::Result<Signal> {
+    Ok(signal(SignalKind::interrupt())?)
+}
+
 /// Runs `roots` until done or interrupted; `None` when interrupted. Dropping the run on
 /// Ctrl-C cancels every task, which kills the processes they started.
 pub async fn run_or_interrupt(
+    interrupt: &mut Signal,
     workspace: Arc<Workspace>,
     backend: Backend,
     roots: Vec<Target>,
 ) -> Option<Vec<Arc<runner::TargetOutcome>>> {
     tokio::select! {
         outcomes = runner::run_targets(workspace, backend, roots) => Some(outcomes),
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             eprintln!("interrupted: stopping running processes");
             None
         }
@@ -52,13 +60,16 @@ pub async fn run_or_interrupt(
 
 pub async fn run(global: &GlobalArgs, args: TestArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let mut interrupt = catch_interrupt()?;
     let workspace = Workspace::load(global)?;
     crate::policy::install(&workspace)?;
     let selected = select(&workspace, &args.specs)?;
 
     let backend = workspace.backend().await?;
     let stats_backend = backend.clone();
-    let Some(outcomes) = run_or_interrupt(Arc::new(workspace), backend, selected).await else {
+    let Some(outcomes) =
+        run_or_interrupt(&mut interrupt, Arc::new(workspace), backend, selected).await
+    else {
         return Ok(ExitCode::from(INTERRUPTED));
     };
     let all_passed = outcomes.iter().all(|o| o.status.passed());
