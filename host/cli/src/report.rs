@@ -65,7 +65,11 @@ fn bytes(n: u64) -> String {
 fn print_target(outcome: &TargetOutcome, verbose: bool) {
     let all_cached =
         !outcome.actions.is_empty() && outcome.actions.iter().all(|a| a.place.cached());
-    let cached = if all_cached { " (cached)" } else { "" };
+    let cached = match (outcome.actions.is_empty(), all_cached) {
+        (true, _) => " (nothing to run)",
+        (false, true) => " (cached)",
+        (false, false) => "",
+    };
     match &outcome.status {
         TargetStatus::Passed => println!("✓ {} passed{cached}", outcome.address),
         TargetStatus::Error(message) => println!("✗ {} error: {message}", outcome.address),
