@@ -49,8 +49,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let store_dir = (args.store.clone())
         .or_else(|| global.local_store_dir.clone())
         .unwrap_or_else(remex_options::default_store_dir);
+    // A shared server keeps what it acknowledged even through a power loss.
     let store = LocalStore::open(&store_dir)
-        .with_context(|| format!("cannot open the store `{}`", store_dir.display()))?;
+        .with_context(|| format!("cannot open the store `{}`", store_dir.display()))?
+        .durable(true);
     let builder = configure(ServerBuilder::new(store), &args)?;
 
     let server = builder.serve(args.listen, shutdown_signal()).await?;

@@ -155,7 +155,8 @@ impl LocalExecutor {
     /// Reads the action's command and checks it and the whole input root, without writing
     /// anything: invalid paths, names and symlinks are [`ExecError::InvalidPath`], and every
     /// blob missing from the store (command, directories, files) is listed at once in
-    /// [`ExecError::MissingInputs`].
+    /// [`ExecError::MissingInputs`]. It reads files, so async callers run it where blocking
+    /// is allowed.
     pub fn prepare(&self, action: reapi::Action) -> Result<PreparedAction, ExecError> {
         let command_digest = Digest::from_proto_field(action.command_digest.as_ref())?;
         let input_root = Digest::from_proto_field(action.input_root_digest.as_ref())?;

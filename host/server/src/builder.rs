@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{Stream, StreamExt};
 use remex_proto::bytestream::byte_stream_server::ByteStreamServer;
 use remex_proto::reapi::action_cache_server::ActionCacheServer;
 use remex_proto::reapi::capabilities_server::CapabilitiesServer;
 use remex_proto::reapi::content_addressable_storage_server::ContentAddressableStorageServer;
 use remex_proto::reapi::execution_server::ExecutionServer;
-use futures::{Stream, StreamExt};
 use remex_store::LocalStore;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::TcpListener;

@@ -1,6 +1,13 @@
 //! The ByteStream service over the CAS: `Read` with offsets and limits, resumable `Write`, and
 //! `QueryWriteStatus`, for plain and zstd-compressed blobs. Blobs stream between the socket and
 //! the disk in chunks; a whole blob is never in memory.
+//!
+//! Offsets follow REAPI: for `compressed-blobs`, `read_offset` and the first `write_offset` of a
+//! stream count uncompressed bytes, later `write_offset`s add the compressed bytes sent, and
+//! `QueryWriteStatus` reports the uncompressed bytes committed (where to resume). A finished
+//! write answers `committed_size` = the blob's size, or for a compressed upload the stream's
+//! final `write_offset`; a blob that already exists answers at once with its size, or -1 for a
+//! compressed upload.
 
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;

@@ -107,7 +107,9 @@ impl ExecutionService {
 
         let prepared = blocking(|| shared.executor.prepare(action)).map_err(status::from_exec)?;
         if action_platform.is_none() {
-            shared.platform.check(prepared.command().platform.as_ref())?;
+            shared
+                .platform
+                .check(prepared.command().platform.as_ref())?;
         }
         let (entry, new) = shared.operations.start_or_join(digest, use_cache);
         if new {

@@ -57,6 +57,8 @@ pub(crate) fn io_error<'a>(
 #[derive(Clone, Debug)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Whether every write reaches the disk (`fsync`) before it becomes visible.
+    durable: bool,
 }
 
 impl LocalStore {
@@ -74,7 +76,28 @@ impl LocalStore {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         }
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            durable: false,
+        })
+    }
+
+    /// Makes every later write reach the disk before it becomes visible, so that even a power
+    /// loss cannot leave a blob or action-cache entry with missing bytes. A shared server wants
+    /// this; a developer's cache, which can always be recomputed, does not pay for it (a
+    /// synced write costs milliseconds on many disks). Without it, writes are still atomic
+    /// against a crash of the process: a blob becomes visible by rename once fully written.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Flushes `file` to the disk when the store is durable.
+    fn sync(&self, file: &File, path: &Path) -> Result<(), StoreError> {
+        if self.durable {
+            file.sync_data().map_err(io_error("sync", path))?;
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -204,9 +227,7 @@ impl LocalStore {
     pub(crate) fn commit(&self, temp: NamedTempFile, digest: &Digest) -> Result<(), StoreError> {
         let target = self.blob_path(digest);
         let temp_path = temp.path().to_owned();
-        temp.as_file()
-            .sync_data()
-            .map_err(io_error("sync", &temp_path))?;
+        self.sync(temp.as_file(), &temp_path)?;
         set_read_only(&temp_path).map_err(io_error("chmod", &temp_path))?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error("create", parent))?;
@@ -263,6 +284,11 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error("read", &path)(e)),
         };
+        // A real result always names its stdout, so it is never empty; an empty entry can
+        // only be what a power loss left of a write that was not synced.
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         let result = reapi::ActionResult::decode(bytes.as_slice()).map_err(|source| {
             StoreError::BadActionResult {
                 digest: *digest,
@@ -283,10 +309,9 @@ impl LocalStore {
         let temp_path = temp.path().to_owned();
         temp.write_all(&result.encode_to_vec())
             .map_err(io_error("write", &temp_path))?;
-        // Durable before it is visible, like blobs: an entry must never outlive its content.
-        temp.as_file()
-            .sync_data()
-            .map_err(io_error("sync", &temp_path))?;
+        // In a durable store, on disk before it is visible: an entry must never outlive its
+        // content.
+        self.sync(temp.as_file(), &temp_path)?;
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io_error("create", parent))?;
         }
