@@ -115,6 +115,34 @@ impl LocalHostServices {
         }
     }
 
+    /// Looks for `name` on the machine of a remote environment, with a probe run there: what
+    /// this machine has says nothing about a remote worker. `<PATH>` is the PATH a process
+    /// gets there when it sets none.
+    fn find_binary_by_probe(
+        &self,
+        environment: &Environment,
+        name: &str,
+        search_path: &[String],
+    ) -> Option<String> {
+        // Plain POSIX shell with no other tools; with no PATH in its environment the shell
+        // holds its built-in default, which is what `<PATH>` means there.
+        const SEARCH: &str = "name=$1; shift; for d in \"$@\"; do \
+            [ \"$d\" = '<PATH>' ] && d=$PATH; IFS=:; for e in $d; do unset IFS; \
+            case $e in /*) [ -f \"$e/$name\" ] && [ -x \"$e/$name\" ] && \
+            { echo \"$e/$name\"; exit 0; };; esac; done; unset IFS; done; exit 1";
+        let mut argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), SEARCH.to_owned()];
+        argv.extend(["find-binary".to_owned(), name.to_owned()]);
+        argv.extend(search_path.iter().cloned());
+        let probe = Probe {
+            argv,
+            env: Vec::new(),
+        };
+        let result = self.run_probe(environment, &probe).ok()?;
+        let found = String::from_utf8(result.stdout).ok()?;
+        let found = found.trim();
+        (result.exit_code == 0 && found.starts_with('/')).then(|| found.to_owned())
+    }
+
     fn local_path(&self) -> Vec<PathBuf> {
         let path = match &self.path_override {
             Some(path) => Some(path.clone()),
@@ -144,6 +172,9 @@ impl HostServices for LocalHostServices {
         name: &str,
         search_path: &[String],
     ) -> Option<String> {
+        if environment.remote && self.remote_probes.is_some() {
+            return self.find_binary_by_probe(environment, name, search_path);
+        }
         self.directories(environment, search_path)
             .into_iter()
             // A relative directory would make the answer depend on the current directory.
@@ -205,6 +236,31 @@ mod tests {
         assert_eq!(local.as_deref(), Some("/bin/sh"));
         let remote = services.find_binary(&remote(), "sh", &search);
         assert_eq!(remote, None);
+    }
+
+    /// Runs "remote" probes on this machine, as a stand-in for a remote worker.
+    struct HereAsRemote;
+
+    impl ProbeRunner for HereAsRemote {
+        fn run_probe(&self, _: &Environment, probe: &Probe) -> Result<ProbeResult, ProbeError> {
+            LocalProbeRunner::default().run(probe)
+        }
+    }
+
+    #[test]
+    fn remote_environments_find_binaries_with_a_probe_there() {
+        let services = LocalHostServices::with_path("/nonexistent")
+            .with_remote_probes(Arc::new(HereAsRemote));
+        let listed = ["/nonexistent".to_owned(), "/bin".to_owned()];
+        let found = services.find_binary(&remote(), "sh", &listed);
+        assert_eq!(found.as_deref(), Some("/bin/sh"));
+        assert_eq!(services.probes_run(), 1);
+
+        // `<PATH>` is the worker's default PATH, never this process's.
+        let found = services.find_binary(&remote(), "sh", &[PATH_ENTRY.to_owned()]);
+        assert!(found.is_some_and(|f| f.ends_with("/sh")));
+        let missing = services.find_binary(&remote(), "no-such-tool", &listed);
+        assert_eq!(missing, None);
     }
 
     fn sh_probe(script: &str) -> Probe {
