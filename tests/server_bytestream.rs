@@ -232,7 +232,7 @@ async fn uploading_a_blob_that_exists_completes_at_once() {
     let mut client = server.bytestream().await;
     let blob = data(50_000);
     let digest = Digest::of_bytes(&blob);
-    upload(&mut server.cas().await, &[blob.clone()]).await;
+    upload(&mut server.cas().await, std::slice::from_ref(&blob)).await;
 
     // Only the first piece is sent; the server answers without waiting for the rest.
     let name = upload_name("", "again", &digest, false);

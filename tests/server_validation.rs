@@ -165,7 +165,7 @@ async fn blobs_that_are_not_directories_are_refused() {
     let server = TestServer::start().await;
     let spec = ActionSpec::shell("true");
     let garbage = vec![0xffu8; 16];
-    upload(&mut server.cas().await, &[garbage.clone()]).await;
+    upload(&mut server.cas().await, std::slice::from_ref(&garbage)).await;
     let built = spec.finish(Digest::of_bytes(&garbage), Vec::new());
     upload(&mut server.cas().await, &built.blobs).await;
     let mut client = server.execution().await;
