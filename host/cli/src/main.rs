@@ -10,6 +10,7 @@ mod plugin;
 mod plugins;
 mod policy;
 mod probes;
+mod progress;
 mod remote;
 mod report;
 mod runner;

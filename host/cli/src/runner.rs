@@ -19,6 +19,7 @@ use tracing::{Instrument, debug, info_span};
 use crate::backend::{ActionRun, Backend, Place};
 use crate::policy;
 use crate::probes::RemoteProbeRunner;
+use crate::progress::{Counters, LiveView};
 use crate::workspace::Workspace;
 
 /// What happened to one target.
@@ -79,6 +80,7 @@ struct Run {
     targets: HashMap<Address, Target>,
     /// Actions in flight or done, so that identical actions run once.
     actions: Mutex<HashMap<ActionDigest, ActionResultCell>>,
+    counters: Arc<Counters>,
 }
 
 /// Runs `roots` and every target they depend on; returns the outcome of each target run, roots
@@ -96,7 +98,10 @@ pub async fn run_targets(
         .collect();
     let probes = RemoteProbeRunner::new(backend.clone(), tokio::runtime::Handle::current());
     let services = LocalHostServices::new().with_remote_probes(Arc::new(probes));
+    let counters = Arc::new(Counters::default());
+    let _view = LiveView::start(counters.clone(), backend.clone());
     let run = Arc::new(Run {
+        counters,
         services: Arc::new(services),
         backend,
         workspace,
@@ -355,8 +360,13 @@ async fn execute_once(
     };
     let result = cell
         .get_or_init(|| async {
+            run.counters.queue();
             let _permit = run.permits.acquire().await;
-            run.backend.run(prepared, target, remote).await
+            run.counters.start();
+            let result = run.backend.run(prepared, target, remote).await;
+            let cached = result.as_ref().is_ok_and(|r| r.place.cached());
+            run.counters.finish(cached);
+            result
         })
         .await;
     result.clone()
