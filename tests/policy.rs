@@ -165,7 +165,9 @@ fn a_bad_policy_mode_is_a_usage_error() {
 async fn a_denied_action_never_reaches_the_remote_cache_or_executor() {
     use remex_client::fake::{FakeConfig, FakeServer, Rpc};
 
-    let server = FakeServer::start(FakeConfig::default()).await.expect("fake starts");
+    let server = FakeServer::start(FakeConfig::default())
+        .await
+        .expect("fake starts");
     let address = server.address();
     let remote_run = |spec: &'static str| {
         let address = address.clone();
@@ -184,12 +186,19 @@ async fn a_denied_action_never_reaches_the_remote_cache_or_executor() {
 
     let denied = remote_run("//:marks").await.expect("remex ran");
     assert_exit(&denied, 1);
-    assert!(denied.line_for("//:marks").contains("max-timeout"), "{}", denied.all());
+    assert!(
+        denied.line_for("//:marks").contains("max-timeout"),
+        "{}",
+        denied.all()
+    );
     let state = server.state();
     assert_eq!(state.calls(Rpc::GetActionResult), 0, "the cache was asked");
     assert_eq!(state.calls(Rpc::Execute), 0, "the executor was asked");
 
     // The same server does see an action the policy allows.
     let _allowed = remote_run("//:bounded").await.expect("remex ran");
-    assert!(state.calls(Rpc::GetActionResult) > 0, "an allowed action was not looked up");
+    assert!(
+        state.calls(Rpc::GetActionResult) > 0,
+        "an allowed action was not looked up"
+    );
 }

@@ -98,6 +98,7 @@ impl ServerProcess {
     /// server is not installed here (and this is not CI).
     fn start(flavor: Flavor) -> Option<Self> {
         let installed = flavor.installed()?;
+        let started = Instant::now();
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = tempfile::tempdir().expect("server tempdir");
@@ -110,7 +111,10 @@ impl ServerProcess {
                 dir,
             };
             match server.wait_until_ready() {
-                Ok(()) => return Some(server),
+                Ok(()) => {
+                    eprintln!("{flavor:?}: server started in {:?}", started.elapsed());
+                    return Some(server);
+                }
                 Err(log) => last_log = log,
             }
         }
@@ -144,7 +148,11 @@ impl ServerProcess {
         let text = fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = &lines[lines.len().saturating_sub(60)..];
-        format!("--- {:?} server log (end)\n{}", self.flavor, tail.join("\n"))
+        format!(
+            "--- {:?} server log (end)\n{}",
+            self.flavor,
+            tail.join("\n")
+        )
     }
 
     /// The client settings for this server, store and execution at one address.
@@ -210,7 +218,10 @@ fn buildbox_command(buildbox: &Path, port: u16, dir: &Path) -> Command {
     let mut command = Command::new(buildbox.join("buildbox-casd"));
     command
         .arg(format!("--bind=127.0.0.1:{port}"))
-        .arg(format!("--buildbox-run={}", buildbox.join("buildbox-run").display()))
+        .arg(format!(
+            "--buildbox-run={}",
+            buildbox.join("buildbox-run").display()
+        ))
         .arg("--jobs=2")
         .arg("--log-level=info");
     for mount in sandbox_mounts() {
@@ -260,7 +271,7 @@ shell_command(name = "passes", command = "echo ok")
 
 shell_command(
     name = "package",
-    command = "mkdir -p out && cp greeting.txt out/greeting.txt && wc -c < greeting.txt > out/size.txt",
+    command = "mkdir -p out && cp greeting.txt out/ && wc -c < greeting.txt > out/size.txt",
     tools = ["cp", "mkdir", "wc"],
     sources = ["greeting.txt"],
     outputs = ["out/"],
@@ -361,6 +372,31 @@ fn remex_serve_runs_targets_and_serves_the_remote_cache() {
     }
 }
 
+/// buildbox-casd caches failed results too (`--cache-failures` is on by default). remex runs
+/// a cached failure again, since it may be a flaky one: the second run executes the target
+/// rather than reporting the old failure from the cache.
+#[test]
+fn buildbox_casd_cached_failures_run_again() {
+    let Some(server) = ServerProcess::start(Flavor::Buildbox) else {
+        return;
+    };
+    let build = "shell_command(name = \"fails\", command = \"echo broken >&2; exit 3\")\n";
+    let repo = Repo::new(&[("remex.toml", &server.remex_toml()), ("BUILD", build)]);
+    for run in ["first", "second"] {
+        let fresh = tempfile::tempdir().expect("fresh store");
+        let mut test = repo.remex(&["test", "::"]);
+        test.env("REMEX_LOCAL_STORE_DIR", fresh.path());
+        let outcome = Outcome::of(test.output().expect("remex runs"));
+        let context = || format!("{run} run: {}\n{}", outcome.all(), server.log());
+        assert_eq!(outcome.code, 1, "{}", context());
+        let line = outcome.line_for("//:fails");
+        assert!(line.contains("exit code 3"), "{}", context());
+        assert!(!line.contains("(cached)"), "{}", context());
+        assert!(outcome.stdout.contains("broken"), "{}", context());
+        assert!(outcome.stdout.contains("1 remote"), "{}", context());
+    }
+}
+
 // --- The library: a large input root, executed, fetched, checked, then cached. ---
 
 const SMALL_FILES: usize = 10_000;
@@ -451,27 +487,53 @@ async fn large_input_root_runs_then_hits_the_cache(server: &ServerProcess) {
     let started = Instant::now();
     let (inputs, sha256, head) = write_large_repo(&root);
     let expected = Expected { sha256, head };
-    eprintln!("{:?}: input written in {:?}", server.flavor, started.elapsed());
+    eprintln!(
+        "{:?}: input written in {:?}",
+        server.flavor,
+        started.elapsed()
+    );
 
     let store = LocalStore::open(work.path().join("store")).expect("store");
     let client = connect(server, store.clone()).await;
     let process = large_process(inputs);
+    let started = Instant::now();
     let prepared = prepare(&process, &root, &store, &client).await;
     assert_eq!(prepared.input_files, SMALL_FILES + 1);
+    eprintln!(
+        "{:?}: action built in {:?}",
+        server.flavor,
+        started.elapsed()
+    );
 
     let started = Instant::now();
     let first = execute(server, &client, &prepared).await;
     eprintln!("{:?}: executed in {:?}", server.flavor, started.elapsed());
     assert_eq!(first.origin, ResultOrigin::Executed, "{:?}", first.origin);
+    let started = Instant::now();
     check_large_outputs(server, &client, &store, &first.result, &expected).await;
+    eprintln!(
+        "{:?}: outputs fetched in {:?}",
+        server.flavor,
+        started.elapsed()
+    );
 
+    // Another machine: nothing in its store, the same action, a hit in the server's cache.
     let fresh = LocalStore::open(work.path().join("fresh-store")).expect("fresh store");
     let client = connect(server, fresh.clone()).await;
-    let prepared_again = prepare(&process, &root, &fresh, &client).await;
-    assert_eq!(prepared_again.digest, prepared.digest);
-    let second = execute(server, &client, &prepared_again).await;
-    assert_eq!(second.origin, ResultOrigin::ActionCache, "{:?}", second.origin);
+    let started = Instant::now();
+    let second = execute(server, &client, &prepared).await;
+    assert_eq!(
+        second.origin,
+        ResultOrigin::ActionCache,
+        "{:?}",
+        second.origin
+    );
     check_large_outputs(server, &client, &fresh, &second.result, &expected).await;
+    eprintln!(
+        "{:?}: found in the cache in {:?}",
+        server.flavor,
+        started.elapsed()
+    );
 }
 
 async fn connect(server: &ServerProcess, store: LocalStore) -> RemoteClient {
@@ -489,7 +551,9 @@ async fn prepare(
     let (process, root, store) = (process.clone(), root.to_owned(), store.clone());
     let fields = client.output_fields();
     let work = move || remex_action::prepare(&process, &root, &store, fields);
-    let prepared = tokio::task::spawn_blocking(work).await.expect("prepare task");
+    let prepared = tokio::task::spawn_blocking(work)
+        .await
+        .expect("prepare task");
     prepared.expect("prepare the large action")
 }
 

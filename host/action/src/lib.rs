@@ -15,6 +15,8 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
 
 use remex_model::Process;
 use remex_proto::reapi;
@@ -96,10 +98,11 @@ pub fn prepare_with_inputs(
     for (path, entry) in stored_inputs {
         add(path, entry.clone())?;
     }
-    for path in unique_sorted(&process.input_files) {
-        if !stored_inputs.contains_key(path) {
-            add(path, store_input(store, &repo_root.join(path))?)?;
-        }
+    let paths: Vec<&str> = unique_sorted(&process.input_files)
+        .filter(|path| !stored_inputs.contains_key(*path))
+        .collect();
+    for (path, entry) in paths.iter().zip(store_inputs(store, repo_root, &paths)?) {
+        add(path, entry)?;
     }
     let tree = tree.build();
     for (_, bytes) in &tree.directories {
@@ -125,6 +128,51 @@ pub fn prepare_with_inputs(
         input_files,
         input_bytes,
     })
+}
+
+/// Threads storing input files at once. The store syncs every blob it commits, so storing
+/// many small files waits on the disk far more than it computes, and the waits overlap well
+/// beyond the number of cores.
+const STORE_THREADS: usize = 8;
+
+/// Stores the repository files at `paths`, several at a time; their entries in `paths` order.
+fn store_inputs(
+    store: &LocalStore,
+    repo_root: &Path,
+    paths: &[&str],
+) -> Result<Vec<InputEntry>, ActionError> {
+    let store_one = |path: &str| store_input(store, &repo_root.join(path));
+    if paths.len() < 2 * STORE_THREADS {
+        return paths.iter().map(|path| store_one(path)).collect();
+    }
+    // Each thread takes the next path not yet taken, so one large file holds up only its own
+    // thread; the results are put back in order afterwards.
+    let next = AtomicUsize::new(0);
+    let take_paths = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(index) else {
+                return done;
+            };
+            done.push((index, store_one(path)));
+        }
+    };
+    let mut stored: Vec<(usize, Result<InputEntry, ActionError>)> = thread::scope(|scope| {
+        let workers: Vec<_> = (0..STORE_THREADS)
+            .map(|_| scope.spawn(take_paths))
+            .collect();
+        workers.into_iter().flat_map(join_worker).collect()
+    });
+    stored.sort_by_key(|(index, _)| *index);
+    stored.into_iter().map(|(_, entry)| entry).collect()
+}
+
+/// A worker's results; its panic goes on in the caller.
+fn join_worker<T>(worker: thread::ScopedJoinHandle<'_, T>) -> T {
+    worker
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn store_input(store: &LocalStore, full: &Path) -> Result<InputEntry, ActionError> {
@@ -175,7 +223,10 @@ fn command_of(process: &Process, fields: OutputFields) -> Result<reapi::Command,
     };
     match fields {
         OutputFields::Paths => {
-            let all = process.output_files.iter().chain(&process.output_directories);
+            let all = process
+                .output_files
+                .iter()
+                .chain(&process.output_directories);
             command.output_paths = all.collect::<BTreeSet<_>>().into_iter().cloned().collect();
         }
         OutputFields::FilesAndDirectories => {
@@ -249,10 +300,18 @@ mod tests {
 
         assert_eq!(first.digest, second.digest);
         assert_eq!(first.command.output_paths, vec!["a", "z"]);
-        let names: Vec<_> = first.command.environment_variables.iter().map(|v| &v.name).collect();
+        let names: Vec<_> = first
+            .command
+            .environment_variables
+            .iter()
+            .map(|v| &v.name)
+            .collect();
         assert_eq!(names, ["A", "B"]);
         assert_eq!(first.action.platform, first.command.platform);
-        assert_eq!(first.action.platform.as_ref().expect("platform").properties[0].name, "arch");
+        assert_eq!(
+            first.action.platform.as_ref().expect("platform").properties[0].name,
+            "arch"
+        );
     }
 
     #[test]
@@ -270,10 +329,67 @@ mod tests {
             ("gen/out.py".to_owned(), entry.clone()),
             ("src/b.txt".to_owned(), entry),
         ]);
-        let prepared =
-            prepare_with_inputs(&process(), repo.path(), &store, OutputFields::Paths, &stored)
-                .expect("src/b.txt comes from the stored inputs, not the repository");
+        let prepared = prepare_with_inputs(
+            &process(),
+            repo.path(),
+            &store,
+            OutputFields::Paths,
+            &stored,
+        )
+        .expect("src/b.txt comes from the stored inputs, not the repository");
         assert_eq!(prepared.input_files, 3);
+    }
+
+    #[test]
+    fn many_inputs_stored_in_parallel_give_the_tree_of_the_files() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+        fs::create_dir(repo.path().join("many")).expect("mkdir");
+        let mut expected = InputTreeBuilder::new();
+        let mut files = Vec::new();
+        for index in 0..10 * STORE_THREADS {
+            let path = format!("many/{index:03}.txt");
+            fs::write(repo.path().join(&path), format!("file {index}")).expect("write");
+            let digest = Digest::of_bytes(format!("file {index}").as_bytes());
+            let entry = InputEntry::File {
+                digest,
+                is_executable: false,
+            };
+            expected.add(&path, entry).expect("add");
+            files.push(path);
+        }
+        files.reverse();
+        let many = Process {
+            input_files: files,
+            ..Default::default()
+        };
+
+        let prepared = prepare(&many, repo.path(), &store, OutputFields::Paths).expect("ok");
+        assert_eq!(prepared.input_root, expected.build().root_digest);
+        assert_eq!(prepared.input_files, 10 * STORE_THREADS);
+        assert!(
+            store.contains(&Digest::of_bytes(b"file 7")),
+            "file 7 is stored"
+        );
+    }
+
+    #[test]
+    fn a_missing_input_among_many_is_an_error_naming_it() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+        let files: Vec<String> = (0..4 * STORE_THREADS).map(|i| format!("{i:03}")).collect();
+        for path in files.iter().skip(1) {
+            fs::write(repo.path().join(path), path).expect("write");
+        }
+        let many = Process {
+            input_files: files,
+            ..Default::default()
+        };
+        let err = prepare(&many, repo.path(), &store, OutputFields::Paths).expect_err("missing");
+        assert!(
+            err.to_string().contains("`") && err.to_string().contains("000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub fn output_entries(
         };
         entries.insert(at(&file.path), entry);
     }
-    for link in result.output_symlinks.iter().chain(&result.output_file_symlinks) {
+    for link in result
+        .output_symlinks
+        .iter()
+        .chain(&result.output_file_symlinks)
+    {
         let entry = InputEntry::Symlink {
             target: link.target.clone(),
         };
@@ -71,7 +75,9 @@ fn expand_directory(
     entries: &mut BTreeMap<String, InputEntry>,
 ) -> Result<(), ActionError> {
     let bad = |what: String| ActionError::BadResult(what);
-    if directory.files.is_empty() && directory.directories.is_empty() && directory.symlinks.is_empty()
+    if directory.files.is_empty()
+        && directory.directories.is_empty()
+        && directory.symlinks.is_empty()
     {
         entries.insert(prefix.to_owned(), InputEntry::EmptyDirectory);
     }

@@ -187,6 +187,10 @@ impl Backend {
                 return None;
             }
         };
+        // Some servers cache failures too; a failure is always run again, as here.
+        if result.exit_code != 0 {
+            return None;
+        }
         if let Err(e) = client.fetch_outputs(&result, &cx).await {
             warn!(error = %e, "fetching cached outputs failed; running locally");
             return None;

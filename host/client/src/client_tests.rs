@@ -690,6 +690,44 @@ async fn a_non_zero_exit_and_a_timeout_are_outcomes() {
 }
 
 #[tokio::test]
+async fn operations_failing_every_time_use_the_retry_budget_once() {
+    let h = harness(FakeConfig::default()).await;
+    let action = prepared_action(&h.store, &["true"], &[("a", b"a")], &[]).expect("action");
+    let state = h.server.state();
+    state.inject_times(Rpc::Execute, Fault::OperationError(Code::Internal), 100);
+
+    let error = h
+        .client
+        .execute(&action, &ExecuteOptions::default())
+        .await
+        .expect_err("fails");
+    assert!(
+        matches!(error, ReapiError::RetriesExhausted { attempts: 4, .. }),
+        "{error}"
+    );
+    assert_eq!(state.calls(Rpc::Execute), 4);
+}
+
+#[tokio::test]
+async fn a_cached_failure_is_executed_again_past_the_servers_cache() {
+    let h = harness(FakeConfig::default()).await;
+    let failing = prepared_action(&h.store, &["exit", "3"], &[("a", b"a")], &[]).expect("action");
+    let options = ExecuteOptions::default();
+    h.client.execute(&failing, &options).await.expect("first");
+    let cached = h.server.state().action_result(&failing.digest);
+    assert_eq!(
+        cached.map(|r| r.exit_code),
+        Some(3),
+        "the fake caches failures"
+    );
+
+    let second = h.client.execute(&failing, &options).await.expect("second");
+    assert_eq!(second.origin, ResultOrigin::Executed);
+    assert_eq!(second.result.exit_code, 3);
+    assert_eq!(h.server.state().executions(&failing.digest), 2);
+}
+
+#[tokio::test]
 async fn a_cached_result_skips_uploads_and_execution() {
     let h = harness(FakeConfig::default()).await;
     let action = prepared_action(&h.store, &["true"], &[("a", b"a")], &[]).expect("action");

@@ -1,5 +1,6 @@
-//! Remote execution: the action cache first, then the inputs the server lacks, then `Execute`,
-//! with the operation stream followed to its end. A dropped stream is picked up again with
+//! Remote execution: the action cache first (where only a successful result counts: a cached
+//! failure is executed again), then the inputs the server lacks, then `Execute`, with the
+//! operation stream followed to its end. A dropped stream is picked up again with
 //! `WaitExecution` (the action is not run twice); a server that forgot the operation gets the
 //! action again; a `FAILED_PRECONDITION` naming missing blobs is answered by uploading them.
 //! All of it within `remote_execution_overall_deadline_secs`.
@@ -106,10 +107,20 @@ impl Inner {
             target_id: options.target_id.clone(),
             action_mnemonic: options.action_mnemonic.clone(),
         };
+        let mut options = options.clone();
         if !options.skip_cache_lookup
             && let Some(result) = self.get_action_result(&action.digest, &context).await?
         {
-            return Ok(cached_outcome(result));
+            if result.exit_code == 0 {
+                return Ok(cached_outcome(result));
+            }
+            // Some servers cache failures (buildbox-casd does by default). A failure may be a
+            // flaky one, so it is run again, past the server's own cache lookup too.
+            debug!(
+                exit_code = result.exit_code,
+                "cached result failed; executing again"
+            );
+            options.skip_cache_lookup = true;
         }
         self.upload_inputs(action, &context).await?;
 
@@ -119,7 +130,7 @@ impl Inner {
             connection,
             client,
             action,
-            options,
+            options: &options,
             context: &context,
         };
         run.run_until_done().await
@@ -289,19 +300,23 @@ impl OperationRun<'_> {
         operation_name: &mut Option<String>,
         attempts: &mut Attempts<'_>,
     ) -> Result<operation::Result, ReapiError> {
+        let mut running = false;
         loop {
-            let message = stream
-                .message()
-                .await
-                .map_err(|s| self.error("Execute", s))?;
-            let Some(operation) = message else {
-                let message = "the operation stream ended before the operation was done";
-                return Err(ReapiError::status("Execute", Code::Unavailable, message));
+            let operation = match stream.message().await {
+                Ok(Some(operation)) => operation,
+                Ok(None) => {
+                    let message = "the operation stream ended before the operation was done";
+                    let error = ReapiError::status("Execute", Code::Unavailable, message);
+                    return Err(dropped(error, running, attempts));
+                }
+                Err(status) => {
+                    let error = self.error("Execute", status);
+                    return Err(dropped(error, running, attempts));
+                }
             };
             if !operation.name.is_empty() {
                 *operation_name = Some(operation.name.clone());
             }
-            attempts.progressed();
             // Operations may come without metadata: Bazel's test server sends none.
             if let Some(stage) = convert::execution_stage(operation.metadata.as_ref()) {
                 debug!(?stage, "operation stage");
@@ -312,6 +327,7 @@ impl OperationRun<'_> {
                     || ReapiError::protocol("Execute", "an operation done without result");
                 return operation.result.ok_or_else(missing);
             }
+            running = true;
         }
     }
 
@@ -331,6 +347,17 @@ impl OperationRun<'_> {
     fn error(&self, rpc: &'static str, status: tonic::Status) -> ReapiError {
         ReapiError::from_tonic(rpc, &self.connection.address, status)
     }
+}
+
+/// A stream that broke: one that had shown the operation running made progress, so the retry
+/// budget counts from here. An operation that finishes with an error is no progress, however
+/// many messages came before: a server that fails every attempt the same way (buildbox-run
+/// failing to capture an output does) must not be retried without end.
+fn dropped(error: ReapiError, running: bool, attempts: &mut Attempts<'_>) -> ReapiError {
+    if running {
+        attempts.progressed();
+    }
+    error
 }
 
 /// The blobs a `FAILED_PRECONDITION` says the server lacks.

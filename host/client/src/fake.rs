@@ -83,6 +83,9 @@ pub enum Fault {
     EvictInResponse(Vec<Digest>),
     /// `Execute`: claim these blobs are missing although they are there.
     ReportMissing(Vec<Digest>),
+    /// `Execute`: run nothing, and finish the operation with this error, as a server does when
+    /// its worker fails.
+    OperationError(Code),
     /// `Read`: send only the first `n` bytes, then end the stream cleanly.
     Truncate(usize),
     /// `Read` and `BatchReadBlobs`: send other bytes than the digest names.

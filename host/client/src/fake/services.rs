@@ -412,6 +412,7 @@ impl Execution for FakeService {
                     .run(action, request.skip_cache_lookup)
                     .unwrap_or_else(|status| failed_response(&status))
             }
+            Some(Fault::OperationError(_)) => reapi::ExecuteResponse::default(),
             _ => self.state.run(action, request.skip_cache_lookup)?,
         };
 
@@ -422,13 +423,19 @@ impl Execution for FakeService {
             done: false,
             result: None,
         };
+        let result = match &call.fault {
+            Some(Fault::OperationError(code)) => operation::Result::Error(rpc::Status {
+                code: *code as i32,
+                message: "injected: the worker failed".into(),
+                details: Vec::new(),
+            }),
+            _ => operation::Result::Response(convert::execute_response_any(&response)),
+        };
         let last = Operation {
             name: name.clone(),
             metadata: None,
             done: true,
-            result: Some(operation::Result::Response(convert::execute_response_any(
-                &response,
-            ))),
+            result: Some(result),
         };
         lock(&self.state.operations).insert(name, last.clone());
         let messages = match call.fault {
