@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use remex_model::Environment;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::{Deterministic, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -17,6 +17,7 @@ use crate::clocks::{FakeMonotonicClock, FakeMonotonicClockView, FakeTime};
 use crate::convert::Toolchain;
 use crate::convert::remex::plugin::host::{self, LogLevel};
 use crate::convert::remex::plugin::types;
+use crate::limits::MemoryLimiter;
 use crate::probe::Probe;
 use crate::services::HostServices;
 use crate::stderr::StderrTail;
@@ -93,7 +94,7 @@ pub(crate) fn new_store(
         table: ResourceTable::new(),
         time,
         stderr,
-        limiter: MemoryLimiter::new(limits.memory_bytes),
+        limiter: MemoryLimiter::new(limits.memory_bytes, MAX_TABLE_ELEMENTS),
         host_calls: 0,
         max_host_calls: limits.max_host_calls,
         host_calls_exceeded: false,
@@ -265,52 +266,5 @@ fn truncate(text: &mut String, max_bytes: usize) {
             end -= 1;
         }
         text.truncate(end);
-    }
-}
-
-/// Caps the total memory of one store's instances and notes when the cap was hit, so the trap
-/// that follows can be reported as a memory limit.
-pub(crate) struct MemoryLimiter {
-    limit_bytes: usize,
-    in_use_bytes: usize,
-    pub(crate) exceeded: bool,
-}
-
-impl MemoryLimiter {
-    fn new(limit_bytes: usize) -> Self {
-        Self {
-            limit_bytes,
-            in_use_bytes: 0,
-            exceeded: false,
-        }
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current);
-        let total = self.in_use_bytes.saturating_add(growth);
-        if total > self.limit_bytes {
-            // Trapping at once, rather than failing the grow, gives one clear error instead
-            // of whatever the guest's allocator does on failure.
-            self.exceeded = true;
-            wasmtime::bail!("memory cap of {} bytes reached", self.limit_bytes);
-        }
-        self.in_use_bytes = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

@@ -249,8 +249,8 @@ mod tests {
 
     #[test]
     fn remote_environments_find_binaries_with_a_probe_there() {
-        let services = LocalHostServices::with_path("/nonexistent")
-            .with_remote_probes(Arc::new(HereAsRemote));
+        let services =
+            LocalHostServices::with_path("/nonexistent").with_remote_probes(Arc::new(HereAsRemote));
         let listed = ["/nonexistent".to_owned(), "/bin".to_owned()];
         let found = services.find_binary(&remote(), "sh", &listed);
         assert_eq!(found.as_deref(), Some("/bin/sh"));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap};
 
 use super::bindings::{self, PolicyPre};
 use super::decision::{Decision, Denial, DenialCause};
@@ -14,6 +14,7 @@ use super::identity::identity;
 use super::limits::PolicyLimits;
 use crate::cache::CompileCache;
 use crate::error::{PluginError, boxed};
+use crate::limits::MemoryLimiter;
 
 /// The most elements a policy's tables may hold; Rust guests need a handful.
 const MAX_TABLE_ELEMENTS: usize = 10_000;
@@ -189,11 +190,7 @@ impl Policy {
 
     fn new_store(&self) -> Store<PolicyState> {
         let state = PolicyState {
-            limiter: MemoryLimiter {
-                limit_bytes: self.limits.memory_bytes,
-                in_use_bytes: 0,
-                exceeded: false,
-            },
+            limiter: MemoryLimiter::new(self.limits.memory_bytes, MAX_TABLE_ELEMENTS),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
@@ -254,42 +251,4 @@ fn escape_controls(text: &str) -> String {
 /// The state of one evaluation's store.
 pub(crate) struct PolicyState {
     limiter: MemoryLimiter,
-}
-
-/// Caps the memory of one evaluation's instance and notes when the cap was hit, so the trap
-/// that follows is reported as the memory limit.
-struct MemoryLimiter {
-    limit_bytes: usize,
-    in_use_bytes: usize,
-    exceeded: bool,
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let total = self
-            .in_use_bytes
-            .saturating_add(desired.saturating_sub(current));
-        if total > self.limit_bytes {
-            // Trapping now, rather than failing the grow, gives one clear cause instead of
-            // whatever the guest's allocator does when memory runs out.
-            self.exceeded = true;
-            wasmtime::bail!("memory cap of {} bytes reached", self.limit_bytes);
-        }
-        self.in_use_bytes = total;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
 }
