@@ -1,0 +1,91 @@
+//! `digest`: the Merkle tree of a large input root, first in this process and then again, as
+//! a new `remex digest` process would see an unchanged tree.
+
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::machine::Limits;
+use crate::measure::{mb_per_s, median_secs, repeat, timed};
+use crate::report::{Row, Verdict};
+use crate::{Settings, workload};
+
+pub fn run(settings: &Settings, limits: &Limits) -> anyhow::Result<Vec<Row>> {
+    let sizes = settings.sizes;
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    eprintln!(
+        "writing {} small and {} large files",
+        sizes.small_files, sizes.large_files
+    );
+    workload::write_small_files(&root.join("small"), sizes.small_files, 1)?;
+    let noise = workload::noise(2);
+    std::fs::create_dir_all(root.join("large"))?;
+    for i in 0..sizes.large_files {
+        let path = root.join("large").join(format!("big{i}.bin"));
+        workload::write_file(&path, sizes.large_file_bytes, 100 + i as u64, &noise)?;
+    }
+    let total = sizes.small_files as u64 * 1024 + sizes.large_files as u64 * sizes.large_file_bytes;
+
+    let in_process = repeat(settings.reps, || timed(|| digest(root)))?;
+    let small_only = repeat(settings.reps, || timed(|| digest(&root.join("small"))))?;
+    let cli = repeat(settings.reps, || {
+        timed(|| remex_digest(&settings.remex, root))
+    })?;
+
+    let cold = median_secs(&in_process);
+    let rate = mb_per_s(total, cold);
+    let unchanged = median_secs(&cli);
+    let workload = format!(
+        "{} × 1 KiB + {} × {} MB ({:.0} MB)",
+        sizes.small_files,
+        sizes.large_files,
+        sizes.large_file_bytes / 1_000_000,
+        total as f64 / 1e6
+    );
+    Ok(vec![
+        Row::new("digest", "cold: `digest_directory_on_disk`", &workload)
+            .value(format!("{:.2} s, {rate:.0} MB/s", cold))
+            .ratio(rate / limits.sha256_two, "of 2-thread SHA-256")
+            .target("≥ 0.80", Verdict::of(rate / limits.sha256_two >= 0.8)),
+        Row::new("digest", "cold vs 1-thread SHA-256", &workload)
+            .value(format!("{rate:.0} MB/s"))
+            .ratio(rate / limits.sha256_one, "of 1-thread SHA-256")
+            .target("(context)", Verdict::Info),
+        Row::new(
+            "digest",
+            "small files only",
+            &format!("{} × 1 KiB", sizes.small_files),
+        )
+        .value(per_file(median_secs(&small_only), sizes.small_files))
+        .target("(context)", Verdict::Info),
+        Row::new("digest", "unchanged: `remex digest` process", &workload)
+            .value(format!("{:.0} ms", unchanged * 1e3))
+            .ratio(unchanged / cold, "of cold")
+            .target("< 150 ms", Verdict::of(unchanged < 0.150)),
+    ])
+}
+
+fn digest(root: &std::path::Path) -> anyhow::Result<()> {
+    std::hint::black_box(remex_store::digest_directory_on_disk(root)?);
+    Ok(())
+}
+
+fn per_file(seconds: f64, files: usize) -> String {
+    format!(
+        "{:.2} s, {:.1} µs per file",
+        seconds,
+        seconds * 1e6 / files as f64
+    )
+}
+
+fn remex_digest(remex: &std::path::Path, root: &std::path::Path) -> anyhow::Result<()> {
+    let output = Command::new(remex).arg("digest").arg(root).output();
+    let output = output.with_context(|| format!("cannot run `{}`", remex.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "`remex digest` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
