@@ -28,7 +28,10 @@ const TEST_PLUGINS: &[&str] = &[
 /// The example policies, copied to `OUT_DIR/policies`: (file built by cargo, name there).
 const POLICIES: &[(&str, &str)] = &[
     ("remex_policy_no_network.wasm", "no-network.wasm"),
-    ("remex_policy_container_images.wasm", "container-images.wasm"),
+    (
+        "remex_policy_container_images.wasm",
+        "container-images.wasm",
+    ),
     ("remex_policy_max_timeout.wasm", "max-timeout.wasm"),
     ("remex_policy_no_secrets.wasm", "no-secrets.wasm"),
 ];

@@ -192,7 +192,10 @@ fn rejects_bytes_that_are_not_a_component() {
     let core_module = b"\0asm\x01\0\0\0";
     let err = host.load("broken.wasm", core_module).err();
     assert!(
-        matches!(err, Some(crate::PluginError::Compile { ref origin, .. }) if origin == "broken.wasm"),
+        matches!(
+            err,
+            Some(crate::PluginError::Compile { ref origin, .. }) if origin == "broken.wasm"
+        ),
         "{err:?}"
     );
 }

@@ -32,7 +32,8 @@ fn a_second_load_comes_from_the_cache() {
     let artifacts = std::fs::read_dir(&dir).expect("cache dir exists").count();
     assert_eq!(artifacts, 1, "one artifact, no temporary files left");
     println!(
-        "shell plugin: compile and describe {compile_time:?}, load from cache and describe {cached_time:?}"
+        "shell plugin: compile and describe {compile_time:?}, \
+         load from cache and describe {cached_time:?}"
     );
 
     let target = target("//:t", "shell_command", &[("command", text("true"))]);

@@ -79,7 +79,10 @@ fn an_endless_loop_hits_the_deadline() {
 fn unbounded_allocation_hits_the_memory_cap() {
     let result = plan("alloc");
     assert!(
-        matches!(result, Err(PluginError::MemoryLimit { limit_bytes, .. }) if limit_bytes == 128 << 20),
+        matches!(
+            result,
+            Err(PluginError::MemoryLimit { limit_bytes, .. }) if limit_bytes == 128 << 20
+        ),
         "{result:?}"
     );
     assert_still_works();
@@ -115,7 +118,10 @@ fn exiting_is_a_trap_with_the_status() {
     let result = plan("exit");
     // WASI 0.2 carries only success or failure, so `exit(3)` arrives as status 1.
     assert!(
-        matches!(&result, Err(PluginError::Trap { reason, .. }) if reason == "it exited with status 1"),
+        matches!(
+            &result,
+            Err(PluginError::Trap { reason, .. }) if reason == "it exited with status 1"
+        ),
         "{result:?}"
     );
     assert_still_works();
@@ -125,7 +131,10 @@ fn exiting_is_a_trap_with_the_status() {
 fn a_huge_result_is_refused() {
     let result = plan("huge-result");
     assert!(
-        matches!(result, Err(PluginError::ResultTooLarge { size_bytes, .. }) if size_bytes > 32 << 20),
+        matches!(
+            result,
+            Err(PluginError::ResultTooLarge { size_bytes, .. }) if size_bytes > 32 << 20
+        ),
         "{result:?}"
     );
     assert_still_works();

@@ -226,7 +226,8 @@ fn an_unknown_kind_names_the_kind() {
     let message = err.map(|e| e.to_string()).unwrap_or_default();
     assert_eq!(
         message,
-        "plugin `shell@0.1.0` planning `//:t`: the plugin does not provide the target kind `python_tests`"
+        "plugin `shell@0.1.0` planning `//:t`: the plugin does not provide the target kind \
+         `python_tests`"
     );
 }
 
