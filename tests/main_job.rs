@@ -113,7 +113,20 @@ impl Serve {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let store = tempfile::tempdir().expect("tempdir");
+        Self::start_on(port, tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// Kills the server at once, as a crash would, and starts it again on the same port and
+    /// store.
+    fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.address.rsplit(':').next().and_then(|p| p.parse().ok());
+        let store = std::mem::replace(&mut self._store, tempfile::tempdir().expect("tempdir"));
+        Self::start_on(port.expect("port"), store)
+    }
+
+    fn start_on(port: u16, store: tempfile::TempDir) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_remex"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--store"])
             .arg(store.path())
@@ -299,4 +312,43 @@ fn assert_store_consistent(store: &Path) {
         }
     }
     assert!(checked > 0, "nothing was stored");
+}
+
+#[test]
+fn a_server_restarted_mid_run_still_gives_a_correct_result() {
+    let server = Serve::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let started_marker = scratch.path().join("started");
+    let build = format!(
+        "shell_command(name = \"slow\", command = \"echo > {}; sleep 3; echo done > out.txt\", \
+         outputs = [\"out.txt\"])\n",
+        started_marker.display()
+    );
+    let repo = Repo::new(&[("BUILD", &build)]);
+    let flags = server.flags();
+    let args = with_flags(&["test", "::", "--remote-execution"], &flags);
+    let child = repo
+        .remex(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("remex starts");
+
+    let waiting = Instant::now();
+    while !started_marker.exists() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the action never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _server = server.restart();
+
+    let outcome = Outcome::of(child.wait_with_output().expect("remex finishes"));
+    assert_exit(&outcome, 0);
+    assert!(
+        outcome.line_for("//:slow").contains("passed"),
+        "{}",
+        outcome.all()
+    );
 }
