@@ -69,7 +69,7 @@ fn an_endless_loop_hits_the_deadline() {
         "{result:?}"
     );
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(10),
         "the 500 ms deadline took {elapsed:?}"
     );
     assert_still_works();
