@@ -266,14 +266,7 @@ shell_command(
         .spawn()
         .expect("remex starts");
     // Interrupt once the slow action runs.
-    let waiting = Instant::now();
-    while !started_marker.exists() {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "the action never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&started_marker);
     let pid = nix_pid(&child);
     let interrupted = Command::new("kill")
         .args(["-INT", &pid])
@@ -334,14 +327,7 @@ fn a_server_restarted_mid_run_still_gives_a_correct_result() {
         .spawn()
         .expect("remex starts");
 
-    let waiting = Instant::now();
-    while !started_marker.exists() {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "the action never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(&started_marker);
     let _server = server.restart();
 
     let outcome = Outcome::of(child.wait_with_output().expect("remex finishes"));
@@ -351,4 +337,16 @@ fn a_server_restarted_mid_run_still_gives_a_correct_result() {
         "{}",
         outcome.all()
     );
+}
+
+/// Waits until the action that writes `marker` has started.
+fn wait_for(marker: &Path) {
+    let waiting = Instant::now();
+    while !marker.exists() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the action never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
