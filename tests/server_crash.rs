@@ -18,7 +18,9 @@ use remex_proto::reapi::execution_client::ExecutionClient;
 use remex_store::Digest;
 use tonic::transport::Channel;
 
-use crate::server_fixture::{ActionSpec, ServeProcess, execute, execute_request};
+use crate::server_fixture::{
+    ActionSpec, ServeProcess, batch_update_request, execute, execute_request,
+};
 
 const UPLOADERS: usize = 24;
 
@@ -101,19 +103,7 @@ async fn run_action(
         .file("in", input.as_bytes())
         .outputs(&["dir", "out"]);
     let built = spec.build();
-    let requests = built
-        .blobs
-        .iter()
-        .map(|blob| reapi::batch_update_blobs_request::Request {
-            digest: Some(Digest::of_bytes(blob).to_proto()),
-            data: Bytes::from(blob.clone()),
-            compressor: 0,
-        })
-        .collect();
-    let request = reapi::BatchUpdateBlobsRequest {
-        requests,
-        ..Default::default()
-    };
+    let request = batch_update_request(&built.blobs);
     cas.batch_update_blobs(request).await?;
     execute(execution, execute_request(&built.digest)).await?;
     Ok(())
@@ -264,19 +254,7 @@ async fn sigterm_finishes_running_actions_fails_queued_ones_and_exits_cleanly() 
     let mut streams = Vec::new();
     for script in ["sleep 1; echo finished", "echo never started"] {
         let built = ActionSpec::shell(script).build();
-        let requests = built
-            .blobs
-            .iter()
-            .map(|blob| reapi::batch_update_blobs_request::Request {
-                digest: Some(Digest::of_bytes(blob).to_proto()),
-                data: Bytes::from(blob.clone()),
-                compressor: 0,
-            })
-            .collect();
-        let upload = reapi::BatchUpdateBlobsRequest {
-            requests,
-            ..Default::default()
-        };
+        let upload = batch_update_request(&built.blobs);
         cas.batch_update_blobs(upload).await.expect("upload");
         let mut execution = ExecutionClient::new(channel.clone());
         let stream = execution

@@ -97,23 +97,28 @@ impl TestServer {
 
 /// Uploads blobs with one `BatchUpdateBlobs` and checks each was accepted.
 pub async fn upload(cas: &mut ContentAddressableStorageClient<Channel>, blobs: &[Vec<u8>]) {
+    let blobs: Vec<Vec<u8>> = blobs.iter().filter(|b| !b.is_empty()).cloned().collect();
+    let request = batch_update_request(&blobs);
+    let response = cas.batch_update_blobs(request).await.expect("batch update");
+    for blob in response.into_inner().responses {
+        let code = blob.status.map_or(-1, |s| s.code);
+        assert_eq!(code, 0, "blob {:?} refused", blob.digest);
+    }
+}
+
+/// One `BatchUpdateBlobs` request holding every blob of `blobs`, each with its digest.
+pub fn batch_update_request(blobs: &[Vec<u8>]) -> reapi::BatchUpdateBlobsRequest {
     let requests = blobs
         .iter()
-        .filter(|blob| !blob.is_empty())
         .map(|blob| reapi::batch_update_blobs_request::Request {
             digest: Some(Digest::of_bytes(blob).to_proto()),
             data: Bytes::from(blob.clone()),
             compressor: 0,
         })
         .collect();
-    let request = reapi::BatchUpdateBlobsRequest {
+    reapi::BatchUpdateBlobsRequest {
         requests,
         ..Default::default()
-    };
-    let response = cas.batch_update_blobs(request).await.expect("batch update");
-    for blob in response.into_inner().responses {
-        let code = blob.status.map_or(-1, |s| s.code);
-        assert_eq!(code, 0, "blob {:?} refused", blob.digest);
     }
 }
 

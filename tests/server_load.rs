@@ -5,7 +5,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use remex_proto::reapi;
 use remex_proto::reapi::action_cache_client::ActionCacheClient;
 use remex_proto::reapi::content_addressable_storage_client::ContentAddressableStorageClient;
@@ -13,7 +12,9 @@ use remex_proto::reapi::execution_client::ExecutionClient;
 use remex_store::Digest;
 use tonic::transport::Channel;
 
-use crate::server_fixture::{ActionSpec, TestServer, execute, execute_request};
+use crate::server_fixture::{
+    ActionSpec, TestServer, batch_update_request, execute, execute_request,
+};
 
 const CLIENTS: usize = 50;
 
@@ -42,19 +43,7 @@ async fn client(channel: Channel, client: usize, actions: usize) -> Vec<Digest> 
     for action in 0..actions {
         let (spec, input) = spec(client, action);
         let built = spec.build();
-        let requests = built
-            .blobs
-            .iter()
-            .map(|blob| reapi::batch_update_blobs_request::Request {
-                digest: Some(Digest::of_bytes(blob).to_proto()),
-                data: Bytes::from(blob.clone()),
-                compressor: 0,
-            })
-            .collect();
-        let upload = reapi::BatchUpdateBlobsRequest {
-            requests,
-            ..Default::default()
-        };
+        let upload = batch_update_request(&built.blobs);
         cas.batch_update_blobs(upload).await.expect("upload");
 
         let run = execute(&mut execution, execute_request(&built.digest))
