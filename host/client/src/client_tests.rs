@@ -53,6 +53,17 @@ pub(crate) async fn harness_with(
     }
 }
 
+/// Downloads `digest`, which must fail, and checks that nothing was stored for it.
+async fn failed_download(h: &Harness, digest: Digest) -> ReapiError {
+    let error = h
+        .client
+        .download_blobs([digest], &context())
+        .await
+        .expect_err("the download fails");
+    assert!(!h.store.contains(&digest));
+    error
+}
+
 fn context() -> CallContext {
     CallContext::default()
 }
@@ -337,16 +348,11 @@ async fn wrong_bytes_from_a_batch_read_are_an_error_and_nothing_is_stored() {
         .state()
         .insert_wrong_blob(digest, &b"the wrong bytes"[..]);
 
-    let error = h
-        .client
-        .download_blobs([digest], &context())
-        .await
-        .expect_err("refused");
+    let error = failed_download(&h, digest).await;
     assert!(
         matches!(error, ReapiError::DigestMismatch { .. }),
         "{error:?}"
     );
-    assert!(!h.store.contains(&digest));
 }
 
 #[tokio::test]
@@ -356,16 +362,11 @@ async fn wrong_bytes_from_a_bytestream_read_are_an_error_and_nothing_is_stored()
     let digest = h.server.state().insert_blob(data);
     h.server.state().inject(Rpc::Read, Fault::Corrupt);
 
-    let error = h
-        .client
-        .download_blobs([digest], &context())
-        .await
-        .expect_err("refused");
+    let error = failed_download(&h, digest).await;
     assert!(
         matches!(error, ReapiError::DigestMismatch { .. }),
         "{error:?}"
     );
-    assert!(!h.store.contains(&digest));
     let leftovers = std::fs::read_dir(h.store.temp_dir()).expect("ls").count();
     assert_eq!(leftovers, 0, "temporary files left behind");
 }
@@ -393,16 +394,11 @@ async fn a_read_truncated_every_time_is_an_error_never_a_corrupt_blob() {
         .state()
         .inject_times(Rpc::Read, Fault::Truncate(0), 100);
 
-    let error = h
-        .client
-        .download_blobs([digest], &context())
-        .await
-        .expect_err("fails");
+    let error = failed_download(&h, digest).await;
     assert!(
         matches!(error, ReapiError::RetriesExhausted { .. }),
         "{error:?}"
     );
-    assert!(!h.store.contains(&digest));
 }
 
 #[tokio::test]
