@@ -15,8 +15,11 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+
+use bytes::Bytes;
 
 use remex_model::Process;
 use remex_proto::reapi;
@@ -43,7 +46,9 @@ pub enum ActionError {
     BadResult(String),
 }
 
-/// An action ready to run: every blob it needs is in the local store.
+/// An action ready to run. Its input files are in the local store; its `Action`, `Command`
+/// and input-root `Directory` messages are in [`PreparedAction::messages`], and in the local
+/// store too once [`PreparedAction::store_messages`] has run.
 #[derive(Clone, Debug)]
 pub struct PreparedAction {
     pub digest: ActionDigest,
@@ -53,6 +58,57 @@ pub struct PreparedAction {
     /// How many files the input root holds, and their total size.
     pub input_files: usize,
     pub input_bytes: u64,
+    /// The encoded `Action`, `Command` and every `Directory` of the input root, by digest.
+    /// Writing a small blob to the local store costs a file creation and a rename, far more
+    /// than everything else in preparing an action; a remote cache hit needs none of them and
+    /// a remote execution uploads them from here, so only running locally writes them.
+    pub messages: Arc<BTreeMap<Digest, Bytes>>,
+}
+
+impl PreparedAction {
+    /// One of the action's own messages, by digest.
+    pub fn message(&self, digest: &Digest) -> Option<&Bytes> {
+        self.messages.get(digest)
+    }
+
+    /// Writes the action's messages to `store` (those it lacks), as running the action from
+    /// the store needs.
+    pub fn store_messages(&self, store: &LocalStore) -> Result<(), StoreError> {
+        for (digest, bytes) in self.messages.iter() {
+            store.put_with_digest(digest, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The digests of the input root's directories and files, each once.
+    pub fn input_blobs(&self, store: &LocalStore) -> Result<Vec<Digest>, ActionError> {
+        let mut blobs = vec![self.input_root];
+        let mut seen = BTreeSet::from([self.input_root]);
+        let mut queue = vec![self.input_root];
+        while let Some(digest) = queue.pop() {
+            let directory: reapi::Directory = match self.message(&digest) {
+                Some(bytes) => prost::Message::decode(bytes.as_ref())
+                    .map_err(|e| ActionError::BadResult(format!("directory {digest}: {e}")))?,
+                None => store.read_message(&digest)?,
+            };
+            for file in &directory.files {
+                let file = Digest::from_proto_field(file.digest.as_ref())
+                    .map_err(|e| ActionError::BadResult(format!("directory {digest}: {e}")))?;
+                if seen.insert(file) {
+                    blobs.push(file);
+                }
+            }
+            for child in &directory.directories {
+                let child = Digest::from_proto_field(child.digest.as_ref())
+                    .map_err(|e| ActionError::BadResult(format!("directory {digest}: {e}")))?;
+                if seen.insert(child) {
+                    blobs.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        Ok(blobs)
+    }
 }
 
 /// Which output fields the `Command` carries: `output_paths` for REAPI 2.1 and later, the
@@ -85,6 +141,20 @@ pub fn prepare_with_inputs(
     fields: OutputFields,
     stored_inputs: &BTreeMap<String, InputEntry>,
 ) -> Result<PreparedAction, ActionError> {
+    let prepared = prepare_in_memory(process, repo_root, store, fields, stored_inputs)?;
+    prepared.store_messages(store)?;
+    Ok(prepared)
+}
+
+/// Like [`prepare_with_inputs`], storing the input files but keeping the action's messages in
+/// memory only, for the caller to store when (and if) it needs them there.
+pub fn prepare_in_memory(
+    process: &Process,
+    repo_root: &Path,
+    store: &LocalStore,
+    fields: OutputFields,
+    stored_inputs: &BTreeMap<String, InputEntry>,
+) -> Result<PreparedAction, ActionError> {
     let mut tree = InputTreeBuilder::new();
     let mut input_bytes = 0;
     let mut input_files = 0;
@@ -105,21 +175,28 @@ pub fn prepare_with_inputs(
         add(path, entry)?;
     }
     let tree = tree.build();
-    for (_, bytes) in &tree.directories {
-        store.put_bytes(bytes)?;
-    }
+    let mut messages: BTreeMap<Digest, Bytes> = tree
+        .directories
+        .into_iter()
+        .map(|(digest, bytes)| (digest, Bytes::from(bytes)))
+        .collect();
+    let mut keep = |message: &dyn EncodeMessage| {
+        let (digest, bytes) = message.encode_with_digest();
+        messages.insert(digest, Bytes::from(bytes));
+        digest
+    };
 
     let command = command_of(process, fields)?;
     let platform = platform_of(&process.platform);
     let action = reapi::Action {
-        command_digest: Some(store.put_message(&command)?.to_proto()),
+        command_digest: Some(keep(&command).to_proto()),
         input_root_digest: Some(tree.root_digest.to_proto()),
         timeout: process.timeout.and_then(|t| t.try_into().ok()),
         do_not_cache: false,
         salt: Default::default(),
         platform,
     };
-    let digest = ActionDigest(store.put_message(&action)?);
+    let digest = ActionDigest(keep(&action));
     Ok(PreparedAction {
         digest,
         action,
@@ -127,7 +204,20 @@ pub fn prepare_with_inputs(
         input_root: tree.root_digest,
         input_files,
         input_bytes,
+        messages: Arc::new(messages),
     })
+}
+
+/// A message encoded canonically, with its digest; object-safe, for the two message types an
+/// action is made of.
+trait EncodeMessage {
+    fn encode_with_digest(&self) -> (Digest, Vec<u8>);
+}
+
+impl<M: prost::Message> EncodeMessage for M {
+    fn encode_with_digest(&self) -> (Digest, Vec<u8>) {
+        Digest::of_message(self)
+    }
 }
 
 /// Threads storing input files at once. The store syncs every blob it commits, so storing
@@ -312,6 +402,40 @@ mod tests {
             first.action.platform.as_ref().expect("platform").properties[0].name,
             "arch"
         );
+    }
+
+    #[test]
+    fn messages_stay_in_memory_until_stored_and_list_the_input_blobs() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(repo.path().join("src")).expect("mkdir");
+        fs::write(repo.path().join("src/a.txt"), "a").expect("write");
+        fs::write(repo.path().join("src/b.txt"), "b").expect("write");
+        let store = LocalStore::open(repo.path().join(".store")).expect("store");
+        let no_inputs = BTreeMap::new();
+        let fields = OutputFields::Paths;
+
+        let prepared = prepare_in_memory(&process(), repo.path(), &store, fields, &no_inputs)
+            .expect("prepared");
+        let command = Digest::from_proto_field(prepared.action.command_digest.as_ref())
+            .expect("command digest");
+        // Action, Command, the root and `src`: in memory, not in the store.
+        assert_eq!(prepared.messages.len(), 4);
+        for digest in [prepared.digest.0, command, prepared.input_root] {
+            assert!(prepared.message(&digest).is_some(), "{digest} kept");
+            assert!(!store.contains(&digest), "{digest} not stored yet");
+        }
+        let files = [Digest::of_bytes(b"a"), Digest::of_bytes(b"b")];
+        let blobs = prepared.input_blobs(&store).expect("input blobs");
+        assert_eq!(blobs.len(), 4, "root, src and two files: {blobs:?}");
+        assert!(files.iter().all(|f| blobs.contains(f) && store.contains(f)));
+
+        prepared.store_messages(&store).expect("stored");
+        for (digest, bytes) in prepared.messages.iter() {
+            assert_eq!(store.read(digest).expect("read"), bytes.as_ref());
+        }
+        let stored = prepare(&process(), repo.path(), &store, fields).expect("prepared");
+        assert_eq!(stored.digest, prepared.digest);
+        assert_eq!(stored.input_blobs(&store).expect("blobs"), blobs);
     }
 
     #[test]

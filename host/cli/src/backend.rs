@@ -156,6 +156,12 @@ impl Backend {
             return Ok(finished(result, Place::RemoteCache));
         }
 
+        // The executor reads the action from the local store.
+        let (store, to_store) = (self.store().clone(), prepared.clone());
+        tokio::task::spawn_blocking(move || to_store.store_messages(&store))
+            .await
+            .map_err(|e| format!("storing the action stopped: {e}"))?
+            .map_err(|e| e.to_string())?;
         let outcome = self.local.run(digest).await.map_err(|e| e.to_string())?;
         self.remote_cache_store(prepared, &outcome, target).await;
         Ok(ActionRun {

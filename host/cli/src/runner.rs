@@ -77,6 +77,9 @@ struct Run {
     /// What plugins call back into; one per run, so probe results are shared by all targets.
     services: Arc<dyn HostServices>,
     permits: Semaphore,
+    /// Bounds the CPU-bound work (planning, preparing actions) on blocking threads to one task
+    /// per core: more threads than cores only add thread start-up and memory-map contention.
+    cpu: Semaphore,
     targets: HashMap<Address, Target>,
     /// Actions in flight or done, so that identical actions run once.
     actions: Mutex<HashMap<ActionDigest, ActionResultCell>>,
@@ -106,6 +109,7 @@ pub async fn run_targets(
         backend,
         workspace,
         permits: Semaphore::new(parallelism),
+        cpu: Semaphore::new(parallelism),
         targets,
         actions: Mutex::new(HashMap::new()),
     });
@@ -209,15 +213,9 @@ async fn run_target(
         .extend(own_sources(&run.workspace, &target));
 
     let environment = run.workspace.environment(&target);
-    outcome.status = match plan(run, target, environment.clone()).await {
+    outcome.status = match plan_and_prepare(run, target, &environment, &inputs).await {
         Err(message) => TargetStatus::Error(message),
-        Ok(processes) => {
-            let context = ProcessContext {
-                inputs: &inputs,
-                environment: &environment,
-            };
-            run_processes(run, processes, context, &mut outcome).await
-        }
+        Ok(actions) => run_processes(run, actions, &environment, &mut outcome).await,
     };
     outcome.transitive_outputs = inputs;
     let own = outcome.outputs.iter().map(|(p, e)| (p.clone(), e.clone()));
@@ -242,58 +240,67 @@ fn own_sources(workspace: &Workspace, target: &Target) -> Vec<String> {
         .collect()
 }
 
-/// Calls the target's plugin on a blocking thread: plugins are synchronous and CPU-bound.
-async fn plan(
+/// A planned process and its action, or why the action could not be built.
+type PlannedAction = (Process, Result<PreparedAction, String>);
+
+/// Plans the target with its plugin and builds the action of every process it returns, on one
+/// blocking thread: plugins are synchronous and CPU-bound, and building actions reads files.
+/// `inputs` are the outputs of the target's dependencies, by path.
+async fn plan_and_prepare(
     run: &Arc<Run>,
     target: Target,
-    environment: Environment,
-) -> Result<Vec<Process>, String> {
-    let workspace = &run.workspace;
+    environment: &Environment,
+    inputs: &BTreeMap<String, InputEntry>,
+) -> Result<Vec<PlannedAction>, String> {
+    let workspace = run.workspace.clone();
     let plugin = workspace
         .plugins
         .for_kind(&target.kind)
         .ok_or_else(|| format!("no plugin provides target kind `{}`", target.kind))?;
-    let repo_root = workspace.repo_root().to_owned();
     let services = run.services.clone();
+    let fields = run.backend.output_fields(environment.remote);
+    let (environment, inputs) = (environment.clone(), inputs.clone());
+    let _cpu = run.cpu.acquire().await;
     let planned = tokio::task::spawn_blocking(move || {
-        plugin.plan(&target, &environment, &repo_root, &services)
+        let repo_root = workspace.repo_root();
+        let processes = plugin
+            .plan(&target, &environment, repo_root, &services)
+            .map_err(|e| e.to_string())?;
+        let prepare = |process: &Process| {
+            remex_action::prepare_in_memory(process, repo_root, &workspace.store, fields, &inputs)
+                .map_err(|e| format!("{}: {e}", process.description))
+        };
+        Ok(processes
+            .into_iter()
+            .map(|process| {
+                let prepared = prepare(&process);
+                (process, prepared)
+            })
+            .collect())
     })
     .await;
-    match planned {
-        Ok(Ok(processes)) => Ok(processes),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("planning stopped: {e}")),
-    }
-}
-
-/// What every process of one target shares.
-#[derive(Clone, Copy)]
-struct ProcessContext<'a> {
-    /// The outputs of the target's dependencies, by path.
-    inputs: &'a BTreeMap<String, InputEntry>,
-    environment: &'a Environment,
+    planned.unwrap_or_else(|e| Err(format!("planning stopped: {e}")))
 }
 
 async fn run_processes(
     run: &Arc<Run>,
-    processes: Vec<Process>,
-    context: ProcessContext<'_>,
+    actions: Vec<PlannedAction>,
+    environment: &Environment,
     outcome: &mut TargetOutcome,
 ) -> TargetStatus {
     let target = outcome.address.to_string();
-    for process in processes {
-        let prepared = match prepare(run, &process, context).await {
+    for (process, prepared) in actions {
+        let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(message) => return TargetStatus::Error(message),
         };
         // Policy: approved before any cache lookup or execution; a denial stops the target.
-        let (address, environment) = (&outcome.address, context.environment);
+        let address = &outcome.address;
         if let Err(denial) = policy::check(&run.workspace, &prepared, address, environment) {
             return TargetStatus::Error(format!("{}: {denial}", process.description));
         }
         let started = Instant::now();
-        let remote = context.environment.remote;
-        let executed = match execute_once(run, &prepared, &target, remote).await {
+        let executed = match execute_once(run, &prepared, &target, environment.remote).await {
             Ok(executed) => executed,
             Err(e) => return TargetStatus::Error(format!("{}: {e}", process.description)),
         };
@@ -370,30 +377,6 @@ async fn execute_once(
         })
         .await;
     result.clone()
-}
-
-async fn prepare(
-    run: &Arc<Run>,
-    process: &Process,
-    context: ProcessContext<'_>,
-) -> Result<PreparedAction, String> {
-    let workspace = run.workspace.clone();
-    let fields = run.backend.output_fields(context.environment.remote);
-    let inputs = context.inputs.clone();
-    let description = process.description.clone();
-    let process = process.clone();
-    tokio::task::spawn_blocking(move || {
-        remex_action::prepare_with_inputs(
-            &process,
-            workspace.repo_root(),
-            &workspace.store,
-            fields,
-            &inputs,
-        )
-    })
-    .await
-    .map_err(|e| format!("{description}: {e}"))?
-    .map_err(|e| format!("{description}: {e}"))
 }
 
 fn failure_reason(outcome: &ActionRun, process: &Process) -> Option<String> {

@@ -223,15 +223,6 @@ pub(crate) fn directory_files<'a>(
     Ok(files)
 }
 
-/// The digests of a `Directory`'s subdirectories.
-pub(crate) fn subdirectories(directory: &reapi::Directory) -> Result<Vec<Digest>, ReapiError> {
-    directory
-        .directories
-        .iter()
-        .map(|d| required_digest("Directory", d.digest.as_ref()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,10 @@ pub enum ReapiError {
     #[error("remote client: {0}")]
     LocalStore(#[from] StoreError),
 
+    /// An action's own messages could not be read.
+    #[error("remote client: {0}")]
+    Action(#[from] remex_action::ActionError),
+
     #[error("remote client: cannot {action} `{path}`: {source}")]
     Io {
         action: &'static str,

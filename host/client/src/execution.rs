@@ -5,7 +5,7 @@
 //! action again; a `FAILED_PRECONDITION` naming missing blobs is answered by uploading them.
 //! All of it within `remote_execution_overall_deadline_secs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use remex_action::PreparedAction;
 use remex_proto::longrunning::{Operation, operation};
@@ -143,40 +143,46 @@ impl Inner {
         action: &PreparedAction,
         context: &CallContext,
     ) -> Result<(), ReapiError> {
-        let command = convert::required_digest("Action", action.action.command_digest.as_ref())?;
-        let store = self.store.clone();
-        let input_root = action.input_root;
-        let mut blobs = blocking(move || input_blobs(&store, input_root)).await?;
-        blobs.extend([action.digest.0, command]);
-        let summary = self.upload_blobs(&blobs, context).await?;
+        let mut blobs = if action.messages.is_empty() {
+            let (store, action) = (self.store.clone(), action.clone());
+            blocking(move || Ok(action.input_blobs(&store)?)).await?
+        } else {
+            // Directories are decoded from memory: no file is read for them.
+            action.input_blobs(&self.store)?
+        };
+        blobs.extend([action.digest.0, command_digest(action)?]);
+        let missing = self.find_missing_blobs(&blobs, context).await?;
+        // The action's own messages are uploaded from the local store like every blob, and
+        // are written there only now that the server is known to lack them.
+        let unstored: Vec<Digest> = missing
+            .iter()
+            .filter(|d| action.message(d).is_some())
+            .copied()
+            .collect();
+        if !unstored.is_empty() {
+            let (store, action) = (self.store.clone(), action.clone());
+            blocking(move || {
+                for digest in &unstored {
+                    if let Some(bytes) = action.message(digest) {
+                        store.put_with_digest(digest, bytes)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        self.upload_missing(&missing, context).await?;
         debug!(
-            checked = summary.checked,
-            missing = summary.missing,
+            checked = blobs.len(),
+            missing = missing.len(),
             "inputs uploaded"
         );
         Ok(())
     }
 }
 
-/// The input root's directories and files, walked through the local store.
-fn input_blobs(
-    store: &remex_store::LocalStore,
-    input_root: Digest,
-) -> Result<Vec<Digest>, ReapiError> {
-    let mut blobs = vec![input_root];
-    let mut seen = HashSet::from([input_root]);
-    let mut queue = vec![input_root];
-    while let Some(digest) = queue.pop() {
-        let directory: reapi::Directory = store.read_message(&digest)?;
-        blobs.extend(convert::directory_files([&directory])?);
-        for child in convert::subdirectories(&directory)? {
-            if seen.insert(child) {
-                blobs.push(child);
-                queue.push(child);
-            }
-        }
-    }
-    Ok(blobs)
+fn command_digest(action: &PreparedAction) -> Result<Digest, ReapiError> {
+    convert::required_digest("Action", action.action.command_digest.as_ref())
 }
 
 fn cached_outcome(result: reapi::ActionResult) -> ExecuteOutcome {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::cache::CompileCache;
 use crate::convert::ToolchainPre;
@@ -40,6 +40,8 @@ impl PluginHost {
         let engine_error = |err| PluginError::Engine { source: boxed(err) };
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(instance_pool(&limits)));
+        config.memory_init_cow(false);
         let engine = Engine::new(&config).map_err(engine_error)?;
         let linker = sandbox::linker(&engine).map_err(engine_error)?;
         start_epoch_ticker(&engine)?;
@@ -133,6 +135,34 @@ pub(crate) fn deadline_ticks(deadline: Duration) -> u64 {
     let ticks = deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
     u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
 }
+
+/// Every call gets a fresh instance, so instantiation is on the path of every plan. A pool of
+/// instance slots, memories and tables, reserved once, makes it cheap: a slot is reused after
+/// a call, its first pages reset to zero by `memset` rather than unmapped and faulted in again
+/// (which, with many threads, also costs a TLB shootdown on every core). A fresh instance still
+/// sees nothing of the previous one.
+fn instance_pool(limits: &PluginLimits) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(MAX_LIVE_INSTANCES)
+        .total_core_instances(MAX_LIVE_INSTANCES * 8)
+        .total_memories(MAX_LIVE_INSTANCES * 2)
+        .total_tables(MAX_LIVE_INSTANCES * 4)
+        .max_memory_size(limits.memory_bytes.min(MAX_MEMORY_RESERVATION))
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
+    pool
+}
+
+/// The address space wasmtime reserves for each memory by default; no memory grows past it.
+const MAX_MEMORY_RESERVATION: usize = 4 << 30;
+
+/// How many plugin calls may be in progress at once, across all threads. Callers bound their
+/// own parallelism (the runner plans one target per core), so this is far above what is used.
+const MAX_LIVE_INSTANCES: u32 = 256;
+
+/// How much of each memory and table is reset by `memset` instead of being unmapped: about what
+/// one `plan` call of the bundled toolchains touches.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 fn start_epoch_ticker(engine: &Engine) -> Result<(), PluginError> {
     let engine = engine.weak();
