@@ -2,6 +2,7 @@
 //! `RemoteClient::execute` against a `remex serve` child, this process's CPU time measured
 //! around each phase. The CLI-level `cached` figure, beside Bazel, is in `noop.rs`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,7 @@ pub fn run_execute(settings: &Settings, _: &Limits) -> anyhow::Result<Vec<Row>> 
         .target("< 300 µs", Verdict::of(cpu < 300.0)),
         Row::new(
             "execute",
-            "of which `prepare` (local store writes)",
+            "of which `prepare`",
             &workload,
         )
         .value(format!(
@@ -176,12 +177,12 @@ fn prepare_all(
     let mut prepared = Vec::with_capacity(count);
     for i in 0..count {
         let process = action_process(round, i);
-        prepared.push(remex_action::prepare(
-            &process,
-            root,
-            store,
-            OutputFields::Paths,
-        )?);
+        // As `remex test` does: input files stored, the action's own messages kept in memory
+        // until a remote execution needs them uploaded.
+        let no_inputs = BTreeMap::new();
+        let fields = OutputFields::Paths;
+        let action = remex_action::prepare_in_memory(&process, root, store, fields, &no_inputs)?;
+        prepared.push(action);
     }
     Ok((
         prepared,

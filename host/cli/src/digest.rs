@@ -1,10 +1,14 @@
 //! `remex digest PATH`: the root digest of a directory taken as an input root.
+//!
+//! The digests of the files read are remembered in the local store (`file-digests`), so that a
+//! later run on an unchanged tree reads no file again, only their metadata.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use remex_store::FileDigests;
 
 #[derive(Args)]
 pub struct DigestArgs {
@@ -13,8 +17,20 @@ pub struct DigestArgs {
 }
 
 pub fn run(args: DigestArgs) -> anyhow::Result<ExitCode> {
-    let tree = remex_store::digest_directory_on_disk(&args.path)
+    let cache = FileDigests::open(&store_dir());
+    let tree = remex_store::digest_directory_cached(&args.path, &cache)
         .with_context(|| format!("cannot digest `{}`", args.path.display()))?;
     println!("{}", tree.root_digest);
+    // The digest is right either way; an unsaved cache only makes the next run slower.
+    if let Err(error) = cache.save() {
+        tracing::warn!(%error, "file digests not saved");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The local store: `REMEX_LOCAL_STORE_DIR`, else the default.
+fn store_dir() -> PathBuf {
+    std::env::var_os("REMEX_LOCAL_STORE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(remex_options::default_store_dir)
 }

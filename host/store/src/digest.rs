@@ -67,7 +67,13 @@ impl Digest {
     }
 
     pub fn hex(&self) -> String {
-        hex::encode(self.hash)
+        // Through a fixed buffer: `hex::encode` goes character by character, which shows when
+        // a tree of many files turns every digest into a `FileNode`.
+        let mut text = [0u8; 64];
+        match hex::encode_to_slice(self.hash, &mut text) {
+            Ok(()) => String::from_utf8(text.to_vec()).unwrap_or_else(|_| hex::encode(self.hash)),
+            Err(_) => hex::encode(self.hash),
+        }
     }
 
     pub fn is_empty_blob(&self) -> bool {
@@ -149,18 +155,64 @@ impl FromStr for Digest {
     }
 }
 
+/// The most a hash reads at once. Big enough that a large file costs few `read` calls, small
+/// enough that each piece is still in the core's cache when it is hashed.
+pub(crate) const READ_BUFFER_BYTES: usize = 256 * 1024;
+
 /// Hashes a file by streaming it, never holding it whole in memory.
 pub fn hash_file(path: &Path) -> io::Result<Digest> {
     let mut file = File::open(path)?;
-    hash_reader(&mut file)
+    let mut buffer = buffer_for(&file);
+    hash_with_buffer(&mut file, &mut buffer)
 }
 
-pub(crate) fn hash_reader(reader: &mut impl Read) -> io::Result<Digest> {
+/// A read buffer no bigger than the file needs: zeroing a full-size buffer for every small
+/// file costs more than hashing it. A file that grows meanwhile is still read whole, in more
+/// pieces.
+pub(crate) fn buffer_for(file: &File) -> Vec<u8> {
+    let size = file.metadata().map_or(u64::MAX, |m| m.len());
+    // One byte more than the file, so that its end is found by the second read.
+    let wanted = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
+    vec![0u8; wanted.clamp(4096, READ_BUFFER_BYTES)]
+}
+
+/// Hashes the first `size` bytes of a file whose size was just taken as `size`, reading into
+/// `buffer` (which must not be empty). Like Git hashing a file it has just stat'ed, it stops
+/// after `size` bytes instead of making one more `read` to find the end, which for a small file
+/// is a fifth of its system calls: a file that grew meanwhile is hashed as it was, one that
+/// shrank is hashed to its end, and the digest's size tells which.
+pub(crate) fn hash_known_size(
+    reader: &mut impl Read,
+    buffer: &mut [u8],
+    size: u64,
+) -> io::Result<Digest> {
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
+    let mut size_bytes = 0u64;
+    while size_bytes < size {
+        let wanted =
+            usize::try_from(size - size_bytes).map_or(buffer.len(), |left| left.min(buffer.len()));
+        let n = match reader.read(&mut buffer[..wanted]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        size_bytes += n as u64;
+    }
+    Ok(Digest {
+        hash: hasher.finalize().into(),
+        size_bytes,
+    })
+}
+
+/// Hashes everything `reader` yields, reading into `buffer` (which must not be empty). The
+/// caller keeps the buffer, so a thread hashing many files allocates it once.
+pub(crate) fn hash_with_buffer(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<Digest> {
+    let mut hasher = Sha256::new();
     let mut size_bytes = 0u64;
     loop {
-        let n = match reader.read(&mut buffer) {
+        let n = match reader.read(buffer) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -209,7 +261,47 @@ mod tests {
     #[test]
     fn streaming_hash_equals_one_shot_hash() {
         let data: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
-        let streamed = hash_reader(&mut data.as_slice()).expect("reads");
+        // A buffer much smaller than the data, so that it is read in many pieces.
+        let mut buffer = vec![0u8; 4096];
+        let streamed = hash_with_buffer(&mut data.as_slice(), &mut buffer).expect("reads");
         assert_eq!(streamed, Digest::of_bytes(&data));
+    }
+
+    #[test]
+    fn hashing_a_known_size_stops_there_or_at_the_end() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut buffer = vec![0u8; 4096];
+        for size in [0, 1, 4096, 50_000, 100_000] {
+            let digest = hash_known_size(&mut data.as_slice(), &mut buffer, size).expect("reads");
+            assert_eq!(digest, Digest::of_bytes(&data[..size as usize]), "{size}");
+        }
+        // The file shrank since its size was taken: hashed to its end.
+        let digest = hash_known_size(&mut data.as_slice(), &mut buffer, 200_000).expect("reads");
+        assert_eq!(digest, Digest::of_bytes(&data));
+    }
+
+    #[test]
+    fn hash_file_matches_one_shot_hash_around_buffer_sizes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sizes = [
+            0,
+            1,
+            4095,
+            4096,
+            4097,
+            READ_BUFFER_BYTES,
+            READ_BUFFER_BYTES + 1,
+            600_000,
+        ];
+        for size in sizes {
+            let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &data).expect("write");
+            assert_eq!(
+                hash_file(&path).expect("hash"),
+                Digest::of_bytes(&data),
+                "{size}"
+            );
+        }
     }
 }

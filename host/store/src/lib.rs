@@ -6,14 +6,18 @@
 //! validated digests.
 
 mod digest;
+mod file_digests;
 mod local;
 mod merkle;
+mod walk;
 mod writer;
 
 pub use digest::{ActionDigest, Digest, DigestError, hash_file};
+pub use file_digests::{FileDigests, RACY_WINDOW};
 pub use local::{LocalStore, StoreError};
 pub use merkle::{
     InputEntry, InputTree, InputTreeBuilder, MerkleError, digest_directory_on_disk,
     tree_of_directory,
 };
+pub use walk::digest_directory_cached;
 pub use writer::BlobWriter;

@@ -15,7 +15,7 @@ use prost::Message;
 use remex_proto::reapi;
 use tempfile::NamedTempFile;
 
-use crate::digest::{ActionDigest, Digest, DigestError, hash_reader};
+use crate::digest::{ActionDigest, Digest, DigestError, buffer_for, hash_with_buffer};
 use crate::writer::BlobWriter;
 
 /// A failure of the local store, naming the path involved.
@@ -155,12 +155,13 @@ impl LocalStore {
         let source = File::open(path).map_err(io_error("open", path))?;
         let temp = self.new_temp_file()?;
         let temp_path = temp.path().to_owned();
+        let mut buffer = buffer_for(&source);
         let mut tee = HashingCopy {
             source,
             sink: temp.as_file(),
             error: None,
         };
-        let digest = hash_reader(&mut tee).map_err(io_error("read", path))?;
+        let digest = hash_with_buffer(&mut tee, &mut buffer).map_err(io_error("read", path))?;
         if let Some(e) = tee.error {
             return Err(io_error("write", &temp_path)(e));
         }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use remex_proto::reapi;
 
-use crate::digest::{Digest, hash_file};
+use crate::digest::Digest;
 
 /// What stands at one path of an input root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,10 +101,12 @@ impl InputTreeBuilder {
 
         let mut dir = &mut self.root;
         for (depth, segment) in parents.iter().enumerate() {
-            let node = dir
-                .children
-                .entry((*segment).to_owned())
-                .or_insert_with(|| Node::Dir(DirNode::default()));
+            // Most parents exist already: look before allocating a key.
+            if !dir.children.contains_key(*segment) {
+                let new = Node::Dir(DirNode::default());
+                dir.children.insert((*segment).to_owned(), new);
+            }
+            let node = dir.children.get_mut(*segment).expect("inserted above");
             dir = match node {
                 Node::Dir(d) => d,
                 _ => {
@@ -205,21 +207,18 @@ fn encode_dir(dir: &DirNode, out: &mut BTreeMap<Digest, Vec<u8>>) -> Digest {
             Node::File {
                 digest,
                 is_executable,
-            } => message.files.push(reapi::FileNode {
-                name: name.clone(),
-                digest: Some(digest.to_proto()),
-                is_executable: *is_executable,
-                node_properties: None,
-            }),
-            Node::Symlink { target } => message.symlinks.push(reapi::SymlinkNode {
-                name: name.clone(),
-                target: target.clone(),
-                node_properties: None,
-            }),
-            Node::Dir(child) => message.directories.push(reapi::DirectoryNode {
-                name: name.clone(),
-                digest: Some(encode_dir(child, out).to_proto()),
-            }),
+            } => message
+                .files
+                .push(file_node(name.clone(), digest, *is_executable)),
+            Node::Symlink { target } => message
+                .symlinks
+                .push(symlink_node(name.clone(), target.clone())),
+            Node::Dir(child) => {
+                let digest = encode_dir(child, out);
+                message
+                    .directories
+                    .push(directory_node(name.clone(), &digest));
+            }
         }
     }
     let (digest, bytes) = Digest::of_message(&message);
@@ -227,14 +226,43 @@ fn encode_dir(dir: &DirNode, out: &mut BTreeMap<Digest, Vec<u8>>) -> Digest {
     digest
 }
 
+// The three kinds of node as every tree of remex writes them: no node properties. A
+// `Directory` lists each kind sorted by name, in byte order.
+
+pub(crate) fn file_node(name: String, digest: &Digest, is_executable: bool) -> reapi::FileNode {
+    reapi::FileNode {
+        name,
+        digest: Some(digest.to_proto()),
+        is_executable,
+        node_properties: None,
+    }
+}
+
+pub(crate) fn symlink_node(name: String, target: String) -> reapi::SymlinkNode {
+    reapi::SymlinkNode {
+        name,
+        target,
+        node_properties: None,
+    }
+}
+
+pub(crate) fn directory_node(name: String, digest: &Digest) -> reapi::DirectoryNode {
+    reapi::DirectoryNode {
+        name,
+        digest: Some(digest.to_proto()),
+    }
+}
+
 /// Builds the input root of a directory on disk, as remex would upload it: files hashed by
-/// streaming, executable bits kept, symlinks kept as symlinks, empty directories kept.
+/// streaming, executable bits kept, symlinks kept as symlinks, empty directories kept. The
+/// files are listed and hashed on one thread per core, each up to the size its listing saw (a
+/// file that grows meanwhile is hashed as it was then).
 pub fn digest_directory_on_disk(root: &Path) -> io::Result<InputTree> {
-    tree_of_directory(root, &mut |path| hash_file(path))
+    crate::walk::digest_directory(root, None)
 }
 
 /// Like [`digest_directory_on_disk`], with `digest_file` deciding how each file is digested
-/// (for example by storing it on the way).
+/// (for example by storing it on the way). Runs on the calling thread only.
 pub fn tree_of_directory(
     root: &Path,
     digest_file: &mut dyn FnMut(&Path) -> io::Result<Digest>,
