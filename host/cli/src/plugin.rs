@@ -76,23 +76,16 @@ fn installed_dir(store: &Path) -> PathBuf {
     store.join("plugins").join("installed")
 }
 
-/// Where runs cache compiled plugins; see `PluginRegistry::load`.
-fn compile_cache_dir(store: &Path) -> PathBuf {
-    store.join("plugins-compiled")
-}
-
-fn host(store: &Path) -> anyhow::Result<PluginHost> {
-    Ok(PluginHost::new(
-        PluginLimits::default(),
-        Some(compile_cache_dir(store)),
-    )?)
+fn host() -> anyhow::Result<PluginHost> {
+    let compiled = remex_options::compiled_plugins_dir();
+    Ok(PluginHost::new(PluginLimits::default(), Some(compiled))?)
 }
 
 fn install(store: &Path, file: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(file)
         .with_context(|| format!("cannot read `{}`", file.display()))
         .map_err(|e| UsageError(format!("{e:#}")))?;
-    let plugin = host(store)?
+    let plugin = host()?
         .load(&file.display().to_string(), &bytes)
         .map_err(|e| UsageError(e.to_string()))?;
     check_name(plugin.name())?;
@@ -156,7 +149,7 @@ fn list(store: &Path) -> anyhow::Result<()> {
 
 fn info(store: &Path, name: &str) -> anyhow::Result<()> {
     let (path, bytes) = read_installed(store, name)?;
-    let plugin = host(store)?
+    let plugin = host()?
         .load(&path.display().to_string(), &bytes)
         .map_err(|e| UsageError(e.to_string()))?;
     println!("name: {}", plugin.name());
@@ -239,7 +232,7 @@ pub fn installed_components(store: &Path) -> anyhow::Result<Vec<(String, Vec<u8>
 }
 
 fn load_installed(store: &Path) -> anyhow::Result<Vec<Plugin>> {
-    let host = host(store)?;
+    let host = host()?;
     installed_components(store)?
         .into_iter()
         .map(|(origin, bytes)| {

@@ -25,7 +25,7 @@ impl PluginRegistry {
             memory_bytes: options.plugins.memory_limit_bytes(),
             ..PluginLimits::default()
         };
-        let cache_dir = store.root().join("plugins-compiled");
+        let cache_dir = remex_options::compiled_plugins_dir();
         let host = PluginHost::new(limits, Some(cache_dir))?;
 
         let mut registry = Self {

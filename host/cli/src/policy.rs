@@ -126,7 +126,7 @@ fn gate(workspace: &Workspace) -> &'static Result<PolicyGate, String> {
 }
 
 fn load_gate(workspace: &Workspace) -> anyhow::Result<PolicyGate> {
-    let cache_dir = workspace.store.root().join("plugins-compiled");
+    let cache_dir = remex_options::compiled_plugins_dir();
     PolicyGate::load(&workspace.options.policy, workspace.repo_root(), cache_dir)
 }
 

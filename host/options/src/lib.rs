@@ -99,3 +99,11 @@ pub fn default_store_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("remex")
 }
+
+/// Where compiled plugins are cached: beside the default store, whatever `local_store_dir`
+/// says. A compiled plugin depends only on the plugin and this build of remex (the file name
+/// says both), not on a repository's action results, so a fresh local store (as on a CI
+/// machine that keeps its tool caches) does not compile every plugin again.
+pub fn compiled_plugins_dir() -> PathBuf {
+    default_store_dir().join("plugins-compiled")
+}
