@@ -220,10 +220,11 @@ impl<M: prost::Message> EncodeMessage for M {
     }
 }
 
-/// Threads storing input files at once. The store syncs every blob it commits, so storing
-/// many small files waits on the disk far more than it computes, and the waits overlap well
-/// beyond the number of cores.
-const STORE_THREADS: usize = 8;
+/// Threads storing input files at once: one per core, since storing a file is hashing it,
+/// unless the store already knows the unchanged file.
+fn store_threads() -> usize {
+    thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// Stores the repository files at `paths`, several at a time; their entries in `paths` order.
 fn store_inputs(
@@ -232,7 +233,8 @@ fn store_inputs(
     paths: &[&str],
 ) -> Result<Vec<InputEntry>, ActionError> {
     let store_one = |path: &str| store_input(store, &repo_root.join(path));
-    if paths.len() < 2 * STORE_THREADS {
+    let threads = store_threads();
+    if paths.len() < 2 * threads {
         return paths.iter().map(|path| store_one(path)).collect();
     }
     // Each thread takes the next path not yet taken, so one large file holds up only its own
@@ -249,9 +251,7 @@ fn store_inputs(
         }
     };
     let mut stored: Vec<(usize, Result<InputEntry, ActionError>)> = thread::scope(|scope| {
-        let workers: Vec<_> = (0..STORE_THREADS)
-            .map(|_| scope.spawn(take_paths))
-            .collect();
+        let workers: Vec<_> = (0..threads).map(|_| scope.spawn(take_paths)).collect();
         workers.into_iter().flat_map(join_worker).collect()
     });
     stored.sort_by_key(|(index, _)| *index);
@@ -281,7 +281,7 @@ fn store_input(store: &LocalStore, full: &Path) -> Result<InputEntry, ActionErro
         return Ok(InputEntry::EmptyDirectory);
     }
     Ok(InputEntry::File {
-        digest: store.put_file(full)?,
+        digest: store.put_file_cached(full, &metadata)?,
         is_executable: metadata.permissions().mode() & 0o111 != 0,
     })
 }
@@ -471,7 +471,7 @@ mod tests {
         fs::create_dir(repo.path().join("many")).expect("mkdir");
         let mut expected = InputTreeBuilder::new();
         let mut files = Vec::new();
-        for index in 0..10 * STORE_THREADS {
+        for index in 0..10 * store_threads() {
             let path = format!("many/{index:03}.txt");
             fs::write(repo.path().join(&path), format!("file {index}")).expect("write");
             let digest = Digest::of_bytes(format!("file {index}").as_bytes());
@@ -490,7 +490,7 @@ mod tests {
 
         let prepared = prepare(&many, repo.path(), &store, OutputFields::Paths).expect("ok");
         assert_eq!(prepared.input_root, expected.build().root_digest);
-        assert_eq!(prepared.input_files, 10 * STORE_THREADS);
+        assert_eq!(prepared.input_files, 10 * store_threads());
         assert!(
             store.contains(&Digest::of_bytes(b"file 7")),
             "file 7 is stored"
@@ -501,7 +501,9 @@ mod tests {
     fn a_missing_input_among_many_is_an_error_naming_it() {
         let repo = tempfile::tempdir().expect("tempdir");
         let store = LocalStore::open(repo.path().join(".store")).expect("store");
-        let files: Vec<String> = (0..4 * STORE_THREADS).map(|i| format!("{i:03}")).collect();
+        let files: Vec<String> = (0..4 * store_threads())
+            .map(|i| format!("{i:03}"))
+            .collect();
         for path in files.iter().skip(1) {
             fs::write(repo.path().join(path), path).expect("write");
         }

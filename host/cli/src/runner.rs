@@ -14,7 +14,7 @@ use remex_model::{Address, Environment, FieldType, Process, Target};
 use remex_plugin_host::{HostServices, LocalHostServices};
 use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
 use tokio::sync::{OnceCell, Semaphore};
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::backend::{ActionRun, Backend, Place};
 use crate::policy;
@@ -121,6 +121,10 @@ pub async fn run_targets(
     let mut outcomes = Vec::new();
     for future in futures.into_values() {
         outcomes.push(future.await);
+    }
+    // What was learned of unchanged input files, so the next run does not read them again.
+    if let Err(e) = run.workspace.store.save_file_digests() {
+        warn!(error = %e, "cannot save the digests of input files; the next run hashes them again");
     }
     outcomes
 }

@@ -79,6 +79,15 @@ pub struct FileDigests {
     saving: Mutex<()>,
 }
 
+impl std::fmt::Debug for FileDigests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileDigests")
+            .field("file", &self.file)
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Entries by path key. The keys are hashes already, so the map uses them as they are.
 type Shard = HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>;
 

@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
@@ -16,6 +17,7 @@ use remex_proto::reapi;
 use tempfile::NamedTempFile;
 
 use crate::digest::{ActionDigest, Digest, DigestError, buffer_for, hash_with_buffer};
+use crate::file_digests::FileDigests;
 use crate::writer::BlobWriter;
 
 /// A failure of the local store, naming the path involved.
@@ -59,6 +61,9 @@ pub struct LocalStore {
     root: PathBuf,
     /// Whether every write reaches the disk (`fsync`) before it becomes visible.
     durable: bool,
+    /// The digests of files stored before, read from the store when first needed; shared by
+    /// clones.
+    file_digests: Arc<OnceLock<FileDigests>>,
 }
 
 impl LocalStore {
@@ -79,6 +84,7 @@ impl LocalStore {
         Ok(Self {
             root,
             durable: false,
+            file_digests: Arc::default(),
         })
     }
 
@@ -169,6 +175,41 @@ impl LocalStore {
             self.commit(temp, &digest)?;
         }
         Ok(digest)
+    }
+
+    /// Like [`LocalStore::put_file`] for a file whose `metadata` the caller has just read,
+    /// skipping the read and copy when the file is unchanged (same inode, size and times)
+    /// since an earlier call stored it, in this process or an earlier one; see
+    /// [`FileDigests`]. [`LocalStore::save_file_digests`] keeps what was learned for later
+    /// processes.
+    pub fn put_file_cached(
+        &self,
+        path: &Path,
+        metadata: &fs::Metadata,
+    ) -> Result<Digest, StoreError> {
+        let known = self.file_digests().lookup(path, metadata);
+        if let Some(digest) = known.filter(|d| self.contains(d)) {
+            return Ok(digest);
+        }
+        let reading_began = SystemTime::now();
+        let digest = self.put_file(path)?;
+        self.file_digests()
+            .record(path, metadata, digest, reading_began);
+        Ok(digest)
+    }
+
+    /// The digests of files stored before, as [`LocalStore::put_file_cached`] uses them.
+    pub fn file_digests(&self) -> &FileDigests {
+        self.file_digests
+            .get_or_init(|| FileDigests::open(&self.root))
+    }
+
+    /// Writes what [`LocalStore::put_file_cached`] learned, if anything, for later processes.
+    pub fn save_file_digests(&self) -> Result<(), StoreError> {
+        match self.file_digests.get() {
+            Some(digests) => digests.save(),
+            None => Ok(()),
+        }
     }
 
     /// Starts writing the blob `digest` piece by piece; see [`BlobWriter`].
@@ -349,6 +390,34 @@ impl<R: Read> Read for HashingCopy<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unchanged_files_are_stored_once_and_remembered_by_later_stores() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("input.txt");
+        fs::write(&input, "first").expect("write");
+        // Past the window in which a file may still change without a new timestamp.
+        std::thread::sleep(crate::RACY_WINDOW + Duration::from_millis(100));
+        let store = LocalStore::open(dir.path().join("store")).expect("open");
+        let metadata = fs::symlink_metadata(&input).expect("stat");
+        let first = store.put_file_cached(&input, &metadata).expect("put");
+        assert_eq!(first, Digest::of_bytes(b"first"));
+        store.save_file_digests().expect("save");
+
+        let later = LocalStore::open(dir.path().join("store")).expect("open");
+        assert_eq!(later.file_digests().lookup(&input, &metadata), Some(first));
+        assert_eq!(
+            later.put_file_cached(&input, &metadata).expect("put"),
+            first
+        );
+
+        // Same size, new content: a new inode or new times, so it is read again.
+        fs::write(&input, "other").expect("write");
+        let metadata = fs::symlink_metadata(&input).expect("stat");
+        let second = later.put_file_cached(&input, &metadata).expect("put");
+        assert_eq!(second, Digest::of_bytes(b"other"));
+        assert_eq!(later.read(&second).expect("read"), b"other");
+    }
 
     #[test]
     fn blobs_round_trip_and_are_verified() {
