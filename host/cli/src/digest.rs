@@ -10,14 +10,16 @@ use anyhow::Context;
 use clap::Args;
 use remex_store::FileDigests;
 
+use crate::GlobalArgs;
+
 #[derive(Args)]
 pub struct DigestArgs {
     /// The directory to digest.
     path: PathBuf,
 }
 
-pub fn run(args: DigestArgs) -> anyhow::Result<ExitCode> {
-    let cache = FileDigests::open(&store_dir());
+pub fn run(global: &GlobalArgs, args: DigestArgs) -> anyhow::Result<ExitCode> {
+    let cache = FileDigests::open(&crate::plugin::store_dir(global));
     let tree = remex_store::digest_directory_cached(&args.path, &cache)
         .with_context(|| format!("cannot digest `{}`", args.path.display()))?;
     println!("{}", tree.root_digest);
@@ -26,11 +28,4 @@ pub fn run(args: DigestArgs) -> anyhow::Result<ExitCode> {
         tracing::warn!(%error, "file digests not saved");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The local store: `REMEX_LOCAL_STORE_DIR`, else the default.
-fn store_dir() -> PathBuf {
-    std::env::var_os("REMEX_LOCAL_STORE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(remex_options::default_store_dir)
 }

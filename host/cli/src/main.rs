@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Test(args) => run_async(test::run(&cli.global, args)),
         Command::Build(args) => run_async(build::run(&cli.global, args)),
-        Command::Digest(args) => digest::run(args),
+        Command::Digest(args) => digest::run(&cli.global, args),
         Command::Serve(args) => run_async(serve::run(&cli.global, args)),
         Command::Plugin(args) => plugin::run(&cli.global, args),
         Command::Policy(args) => policy::run(&cli.global, args),

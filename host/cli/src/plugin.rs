@@ -62,8 +62,8 @@ pub fn run(global: &GlobalArgs, args: PluginArgs) -> anyhow::Result<ExitCode> {
 /// The local store: `--local-store-dir`, else `REMEX_LOCAL_STORE_DIR`, else the default.
 ///
 /// `[GLOBAL].local_store_dir` in `remex.toml` is not read here: plugins are installed for the
-/// user, not for one repository.
-fn store_dir(global: &GlobalArgs) -> PathBuf {
+/// user, not for one repository, and `remex digest` may run outside any repository.
+pub(crate) fn store_dir(global: &GlobalArgs) -> PathBuf {
     let from_env = std::env::var_os("REMEX_LOCAL_STORE_DIR").map(PathBuf::from);
     global
         .local_store_dir
