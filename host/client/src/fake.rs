@@ -564,5 +564,7 @@ pub fn prepared_action(
         input_root: tree.root_digest,
         input_files: inputs.len(),
         input_bytes,
+        // Everything is in the store already.
+        messages: Default::default(),
     })
 }
