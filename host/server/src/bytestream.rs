@@ -18,19 +18,23 @@ use remex_proto::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, ReadResponse, WriteRequest,
     WriteResponse,
 };
-use remex_store::{BlobWriter, Digest};
+use remex_store::{BlobWriter, Digest, LocalStore};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::compression::{self, Sink, SinkError};
 use crate::resource::{self, Encoding, WriteResource};
-use crate::state::{Shared, blocking};
+use crate::state::Shared;
 use crate::status;
 use crate::uploads::Claim;
 
 /// How many read chunks may wait for a slow client: the memory one `Read` can hold.
 const READ_QUEUE: usize = 4;
+
+/// How many received pieces may wait for the disk: the memory one `Write` can hold beyond
+/// what HTTP/2 flow control lets in.
+const WRITE_QUEUE: usize = 4;
 
 pub(crate) struct ByteStreamService {
     shared: Arc<Shared>,
@@ -253,6 +257,8 @@ impl<'a> Upload<'a> {
         WriteResponse { committed_size }
     }
 
+    /// Receives the stream here while a blocking thread writes and hashes what came before,
+    /// so neither waits for the other and no reactor thread blocks on the disk.
     async fn run(
         &self,
         first: WriteRequest,
@@ -264,19 +270,63 @@ impl<'a> Upload<'a> {
             .map_err(|e| Status::internal(format!("cannot start a zstd decoder: {e}")))?;
         claim.set_sink(sink);
 
+        let (pieces, queue) = mpsc::channel(WRITE_QUEUE);
+        let target = Target {
+            store: self.shared.store.clone(),
+            digest: self.resource.digest,
+            name: self.name.clone(),
+        };
+        let writing = tokio::task::spawn_blocking(move || write_pieces(claim, queue, &target));
+        let received = self.receive(first, stream, &pieces).await;
+        // The writer drains what is queued and ends; if this call is dropped instead, the
+        // same happens, and the partial blob is kept for a resume.
+        drop(pieces);
+        let written = writing
+            .await
+            .map_err(|e| Status::internal(format!("the upload's writer failed: {e}")))?;
+
+        // The writer's failure is the cause when both failed: receiving then only saw it stop.
+        let written = written?;
+        match (received?, written) {
+            (_, Written::AlreadyStored) => Ok(self.already_stored()),
+            (Some(offset), Written::Committed) => {
+                let committed_size = if self.compressed() {
+                    offset
+                } else {
+                    size_of(&self.resource.digest)
+                };
+                Ok(WriteResponse { committed_size })
+            }
+            (_, Written::Committed | Written::Interrupted) => Err(Status::internal(format!(
+                "upload `{}` ended without its last message written",
+                self.name
+            ))),
+        }
+    }
+
+    /// Checks each message and queues its bytes for the writer. Returns the stream's final
+    /// `write_offset`, or `None` when the writer stopped taking pieces (its outcome says why).
+    async fn receive(
+        &self,
+        first: WriteRequest,
+        stream: &mut Streaming<WriteRequest>,
+        pieces: &mpsc::Sender<Piece>,
+    ) -> Result<Option<i64>, Status> {
         let mut offset = first.write_offset;
         let mut message = first;
         loop {
             self.check_message(&message, offset)?;
-            self.write_piece(&mut claim, &message.data)?;
             offset += message.data.len() as i64;
-            if message.finish_write {
-                return self.commit(claim, offset);
+            let last = message.finish_write;
+            let piece = Piece {
+                data: message.data,
+                last,
+            };
+            if pieces.send(piece).await.is_err() {
+                return Ok(None);
             }
-            // Another client finished the same blob: this upload is moot.
-            if self.blob_exists() {
-                claim.finish();
-                return Ok(self.already_stored());
+            if last {
+                return Ok(Some(offset));
             }
             message = stream.message().await?.ok_or_else(|| {
                 Status::invalid_argument("the write stream ended before `finish_write`")
@@ -324,18 +374,63 @@ impl<'a> Upload<'a> {
         }
         Ok(())
     }
+}
 
-    fn write_piece(&self, claim: &mut Claim, data: &[u8]) -> Result<(), Status> {
+/// Bytes of one `WriteRequest`, on their way to the writer thread.
+struct Piece {
+    data: Bytes,
+    /// The message had `finish_write`.
+    last: bool,
+}
+
+/// How the writer thread left an upload.
+enum Written {
+    /// Every byte arrived, matched the digest, and is stored.
+    Committed,
+    /// Another upload stored the same blob first.
+    AlreadyStored,
+    /// The pieces stopped before the last one: the partial blob waits for a resume.
+    Interrupted,
+}
+
+/// What the writer thread needs to know of its upload.
+struct Target {
+    store: LocalStore,
+    digest: Digest,
+    name: String,
+}
+
+/// The writer thread: writes (and so hashes) each piece, publishing progress for
+/// `QueryWriteStatus`, and commits after the last. Dropping the claim unfinished, when the
+/// pieces stop early or a write fails, keeps the partial blob for a resume.
+fn write_pieces(
+    mut claim: Claim,
+    mut queue: mpsc::Receiver<Piece>,
+    target: &Target,
+) -> Result<Written, Status> {
+    while let Some(piece) = queue.blocking_recv() {
         let Some(sink) = claim.sink() else {
             return Err(Status::internal("the upload has no sink"));
         };
-        blocking(|| sink.write(data)).map_err(|e| self.sink_status(e))?;
+        sink.write(&piece.data).map_err(|e| target.sink_status(e))?;
         claim.report_progress();
-        Ok(())
+        if piece.last {
+            target.commit(claim)?;
+            return Ok(Written::Committed);
+        }
+        // Another client finished the same blob: this upload is moot.
+        if target.store.contains(&target.digest) {
+            claim.finish();
+            return Ok(Written::AlreadyStored);
+        }
     }
+    Ok(Written::Interrupted)
+}
 
-    /// Checks the finished blob against its digest and stores it.
-    fn commit(&self, mut claim: Claim, offset: i64) -> Result<WriteResponse, Status> {
+impl Target {
+    /// Checks the finished blob against its digest and stores it (synced to disk first when
+    /// the store is durable).
+    fn commit(&self, mut claim: Claim) -> Result<(), Status> {
         let Some(sink) = claim.take_sink() else {
             return Err(Status::internal("the upload has no sink"));
         };
@@ -344,19 +439,13 @@ impl<'a> Upload<'a> {
         claim.finish();
         let writer = sink.finish().map_err(|e| self.sink_status(e))?;
         let written = writer.written();
-        if written != self.resource.digest.size_bytes {
+        if written != self.digest.size_bytes {
             return Err(Status::invalid_argument(format!(
                 "upload `{}` finished after {written} of {} bytes",
-                self.name, self.resource.digest.size_bytes
+                self.name, self.digest.size_bytes
             )));
         }
-        blocking(|| writer.commit()).map_err(status::from_store)?;
-        let committed_size = if self.compressed() {
-            offset
-        } else {
-            size_of(&self.resource.digest)
-        };
-        Ok(WriteResponse { committed_size })
+        writer.commit().map_err(status::from_store)
     }
 
     fn sink_status(&self, error: SinkError) -> Status {
