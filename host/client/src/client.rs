@@ -1,6 +1,7 @@
 //! The client itself: its connections, the server's features, limits, retries and counters,
 //! and the public entry points, each a thin door into the module that does the work.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tracing::debug;
 
 use crate::capabilities::{self, ServerFeatures};
 use crate::channel::{self, Connection, Connections};
+use crate::coalesce::Coalescer;
 use crate::error::ReapiError;
 use crate::execution::{ExecuteOptions, ExecuteOutcome};
 use crate::inflight::InFlight;
@@ -63,22 +65,50 @@ pub(crate) struct Inner {
     pub limits: Limits,
     pub uploads: Arc<InFlight>,
     pub downloads: Arc<InFlight>,
+    /// `FindMissingBlobs` requests of actions in flight, merged.
+    pub missing_blobs: Arc<Coalescer<Vec<Digest>, HashSet<Digest>>>,
     /// Set once the server answers `BatchReadBlobs` with `UNIMPLEMENTED`, as Bazel's does.
     pub batch_read_unimplemented: AtomicBool,
     pub stats: Arc<Stats>,
 }
 
-/// One semaphore per kind of call.
+/// One semaphore per kind of call, and one of bytes for upload data in memory.
 pub(crate) struct Limits {
     pub store: Semaphore,
     pub cache: Semaphore,
     pub execution: Semaphore,
+    /// One permit per byte of `upload_bytes_in_flight`.
+    pub upload_bytes: Semaphore,
+    upload_budget: u32,
 }
 
 impl Limits {
+    fn new(options: &RemoteOptions) -> Self {
+        // `acquire_many` counts in `u32`; a budget past 4 GiB is no budget anyway.
+        let upload_budget = u32::try_from(options.upload_bytes_in_flight)
+            .unwrap_or(u32::MAX)
+            .max(1);
+        Self {
+            store: Semaphore::new(options.store_rpc_concurrency),
+            cache: Semaphore::new(options.cache_rpc_concurrency),
+            execution: Semaphore::new(options.execution_parallelism),
+            upload_bytes: Semaphore::new(upload_budget as usize),
+            upload_budget,
+        }
+    }
+
     /// Waits for a place; fails only once the client is shut down.
     pub async fn acquire(semaphore: &Semaphore) -> Result<SemaphorePermit<'_>, ReapiError> {
         semaphore.acquire().await.map_err(|_| ReapiError::ShutDown)
+    }
+
+    /// Waits until `bytes` of upload data fit in the budget. A transfer larger than the whole
+    /// budget takes all of it, so it waits for the others to end and then goes alone. Take
+    /// this before a call's place, so that calls waiting for memory hold no place.
+    pub async fn reserve_upload(&self, bytes: u64) -> Result<SemaphorePermit<'_>, ReapiError> {
+        let wanted = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let wanted = wanted.clamp(1, self.upload_budget);
+        (self.upload_bytes.acquire_many(wanted).await).map_err(|_| ReapiError::ShutDown)
     }
 }
 
@@ -97,11 +127,7 @@ impl RemoteClient {
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let features = ask_features(&options, &connections, &retrier, &invocation_id).await?;
         debug!(?features, invocation_id, "connected");
-        let limits = Limits {
-            store: Semaphore::new(options.store_rpc_concurrency),
-            cache: Semaphore::new(options.cache_rpc_concurrency),
-            execution: Semaphore::new(options.execution_parallelism),
-        };
+        let limits = Limits::new(&options);
         let inner = Inner {
             options,
             store,
@@ -112,6 +138,7 @@ impl RemoteClient {
             limits,
             uploads: Arc::default(),
             downloads: Arc::default(),
+            missing_blobs: Arc::default(),
             batch_read_unimplemented: AtomicBool::new(false),
             stats,
         };
@@ -145,7 +172,13 @@ impl RemoteClient {
     /// on until they end.
     pub fn shut_down(&self) {
         let limits = &self.inner.limits;
-        for semaphore in [&limits.store, &limits.cache, &limits.execution] {
+        let semaphores = [
+            &limits.store,
+            &limits.cache,
+            &limits.execution,
+            &limits.upload_bytes,
+        ];
+        for semaphore in semaphores {
             semaphore.close();
         }
     }

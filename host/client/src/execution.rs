@@ -5,7 +5,8 @@
 //! action again; a `FAILED_PRECONDITION` naming missing blobs is answered by uploading them.
 //! All of it within `remote_execution_overall_deadline_secs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use remex_action::PreparedAction;
 use remex_proto::longrunning::{Operation, operation};
@@ -81,7 +82,7 @@ enum Followed {
 
 impl Inner {
     pub async fn execute(
-        &self,
+        self: &Arc<Self>,
         action: &PreparedAction,
         options: &ExecuteOptions,
     ) -> Result<ExecuteOutcome, ReapiError> {
@@ -97,7 +98,7 @@ impl Inner {
     }
 
     async fn execute_unbounded(
-        &self,
+        self: &Arc<Self>,
         action: &PreparedAction,
         options: &ExecuteOptions,
     ) -> Result<ExecuteOutcome, ReapiError> {
@@ -139,7 +140,7 @@ impl Inner {
     /// Uploads the `Action`, the `Command`, and every directory and file of the input root
     /// that the server lacks.
     async fn upload_inputs(
-        &self,
+        self: &Arc<Self>,
         action: &PreparedAction,
         context: &CallContext,
     ) -> Result<(), ReapiError> {
@@ -151,7 +152,7 @@ impl Inner {
             action.input_blobs(&self.store)?
         };
         blobs.extend([action.digest.0, command_digest(action)?]);
-        let missing = self.find_missing_blobs(&blobs, context).await?;
+        let missing = self.find_missing_together(&blobs).await?;
         // The action's own messages are uploaded from the local store like every blob, and
         // are written there only now that the server is known to lack them.
         let unstored: Vec<Digest> = missing
@@ -178,6 +179,34 @@ impl Inner {
             "inputs uploaded"
         );
         Ok(())
+    }
+}
+
+impl Inner {
+    /// The blobs among `digests` the server lacks, asked in one `FindMissingBlobs` with those
+    /// of every other action asking at the same time; see [`Coalescer`](crate::coalesce::Coalescer).
+    async fn find_missing_together(
+        self: &Arc<Self>,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, ReapiError> {
+        let inner = self.clone();
+        let call = move |lists: Vec<Vec<Digest>>| {
+            let inner = inner.clone();
+            async move {
+                let all: Vec<Digest> = lists.into_iter().flatten().collect();
+                // Shared by many actions, so the call names none of them.
+                let missing = inner
+                    .find_missing_blobs(&all, &CallContext::default())
+                    .await?;
+                Ok(missing.into_iter().collect::<HashSet<Digest>>())
+            }
+        };
+        let missing = self.missing_blobs.submit(digests.to_vec(), call).await?;
+        Ok(digests
+            .iter()
+            .filter(|d| missing.contains(d))
+            .copied()
+            .collect())
     }
 }
 

@@ -25,6 +25,7 @@ mod batch;
 mod capabilities;
 mod channel;
 mod client;
+mod coalesce;
 mod convert;
 mod download;
 mod error;

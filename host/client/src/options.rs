@@ -24,6 +24,7 @@ use crate::error::ReapiError;
 /// | `store_rpc_concurrency` | 128 | `remote_store_rpc_concurrency` |
 /// | `cache_rpc_concurrency` | 128 | `remote_cache_rpc_concurrency` |
 /// | `execution_parallelism` | 128 | `process_execution_remote_parallelism` |
+/// | `upload_bytes_in_flight` | 16 MiB | none: bounds the client's memory, not the server's load |
 /// | `store_rpc_timeout` | 30 s | `remote_store_rpc_timeout_millis` |
 /// | `cache_rpc_timeout` | 1.5 s | `remote_cache_rpc_timeout_millis` |
 /// | `overall_deadline` | none | `remote_execution_overall_deadline_secs` |
@@ -59,6 +60,12 @@ pub struct RemoteOptions {
     pub cache_rpc_concurrency: usize,
     /// How many `Execute` calls may be in flight at once.
     pub execution_parallelism: usize,
+    /// Bytes of blob data uploads may hold in memory at once: a batch's blobs from before they
+    /// are read until its call ends, and two chunks per ByteStream `Write`. Separate from
+    /// `store_rpc_concurrency`, which counts calls whatever their size: 128 calls of 4 MiB
+    /// batches would be half a gigabyte. A transfer larger than the whole budget waits until it
+    /// can take all of it, and then goes alone.
+    pub upload_bytes_in_flight: usize,
     /// Time allowed for one CAS call, or for each `chunk_bytes` of a ByteStream transfer.
     pub store_rpc_timeout: Duration,
     /// Time allowed for one action cache call.
@@ -89,6 +96,7 @@ impl RemoteOptions {
             store_rpc_concurrency: 128,
             cache_rpc_concurrency: 128,
             execution_parallelism: 128,
+            upload_bytes_in_flight: 16 * 1024 * 1024,
             store_rpc_timeout: Duration::from_secs(30),
             cache_rpc_timeout: Duration::from_millis(1500),
             overall_deadline: None,
