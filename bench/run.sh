@@ -9,7 +9,8 @@ cargo build --release -p remex-bench
 # Private copies: another build in this checkout may relink target/release mid-run.
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-cp target/release/remex target/release/examples/plan_python target/release/remex-bench "$bin"/
+release=${CARGO_TARGET_DIR:-target}/release
+cp "$release"/remex "$release"/examples/plan_python "$release"/remex-bench "$bin"/
 "$bin"/remex-bench \
     --remex "$bin"/remex \
     --plan-example "$bin"/plan_python \

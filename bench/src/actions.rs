@@ -62,17 +62,13 @@ pub fn run_execute(settings: &Settings, _: &Limits) -> anyhow::Result<Vec<Row>> 
         )
         .value(format!("{cpu:.0} µs"))
         .target("< 300 µs", Verdict::of(cpu < 300.0)),
-        Row::new(
-            "execute",
-            "of which `prepare`",
-            &workload,
-        )
-        .value(format!(
-            "{:.0} µs CPU, {:.0} µs wall",
-            per(|p| p.prepare_cpu),
-            per(|p| p.prepare_wall)
-        ))
-        .target("(context)", Verdict::Info),
+        Row::new("execute", "of which `prepare`", &workload)
+            .value(format!(
+                "{:.0} µs CPU, {:.0} µs wall",
+                per(|p| p.prepare_cpu),
+                per(|p| p.prepare_wall)
+            ))
+            .target("(context)", Verdict::Info),
         Row::new("execute", "wall per action, 64 in flight", &workload)
             .value(format!("{:.0} µs", per(|p| p.execute_wall)))
             .target("(context)", Verdict::Info),
