@@ -15,7 +15,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
@@ -221,9 +221,11 @@ impl<M: prost::Message> EncodeMessage for M {
 }
 
 /// Threads storing input files at once: one per core, since storing a file is hashing it,
-/// unless the store already knows the unchanged file.
+/// unless the store already knows the unchanged file. Asked once: on Linux the answer comes
+/// from reading cgroup files, which cost more than preparing a small action.
 fn store_threads() -> usize {
-    thread::available_parallelism().map_or(2, |n| n.get())
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// Stores the repository files at `paths`, several at a time; their entries in `paths` order.

@@ -2,12 +2,17 @@
 //! default; a REAPI server for targets whose environment is remote when `remote_execution` is
 //! on; a remote cache beside local execution with `remote_cache_read` / `remote_cache_write`.
 
+use std::sync::Arc;
+
 use remex_action::{OutputFields, PreparedAction};
 use remex_client::{CallContext, ClientStats, ExecuteOptions, RemoteClient, ResultOrigin};
 use remex_exec::{ExecutionOutcome, LocalExecutor};
 use remex_proto::reapi;
 use remex_store::{Digest, LocalStore};
+use tokio::sync::Semaphore;
 use tracing::warn;
+
+use crate::progress::Counters;
 
 /// Where an action's result came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,16 +52,22 @@ pub struct ActionRun {
 #[derive(Clone)]
 pub struct Backend {
     local: LocalExecutor,
+    /// Places for processes run on this machine (`process_execution_local_parallelism`).
+    /// Cache lookups and remote executions take none: the client bounds those itself.
+    local_slots: Arc<Semaphore>,
+    counters: Arc<Counters>,
     remote: Option<RemoteClient>,
     cache_read: bool,
     cache_write: bool,
 }
 
 impl Backend {
-    /// Everything on this machine.
-    pub fn local(store: LocalStore) -> Self {
+    /// Everything on this machine, at most `local_parallelism` processes at once.
+    pub fn local(store: LocalStore, local_parallelism: usize) -> Self {
         Self {
             local: LocalExecutor::new(store),
+            local_slots: Arc::new(Semaphore::new(local_parallelism.max(1))),
+            counters: Arc::default(),
             remote: None,
             cache_read: false,
             cache_write: false,
@@ -65,16 +76,16 @@ impl Backend {
 
     /// With a REAPI server for remote environments and, as asked, as a cache.
     pub fn with_remote(
-        store: LocalStore,
+        local: Self,
         client: RemoteClient,
         cache_read: bool,
         cache_write: bool,
     ) -> Self {
         Self {
-            local: LocalExecutor::new(store),
             remote: Some(client),
             cache_read,
             cache_write,
+            ..local
         }
     }
 
@@ -90,23 +101,39 @@ impl Backend {
         }
     }
 
+    /// Actions queued, running and done, for the live view.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
     /// Counters of the remote client, when there is one.
     pub fn remote_stats(&self) -> Option<ClientStats> {
         self.remote.as_ref().map(RemoteClient::stats)
     }
 
-    /// Runs `prepared` remotely when its environment is remote, else locally.
+    /// Runs `prepared` remotely when its environment is remote, else locally. An action is
+    /// queued while it waits for a place on this machine, and running from then on.
     pub async fn run(
         &self,
         prepared: &PreparedAction,
         target: &str,
         remote: bool,
     ) -> Result<ActionRun, String> {
-        match (&self.remote, remote) {
-            (Some(client), true) => self.run_remote(client, prepared, target).await,
-            (None, true) => Err("the environment is remote, but `remote_execution` is off".into()),
+        self.counters.queue();
+        let result = match (&self.remote, remote) {
+            (Some(client), true) => {
+                self.counters.start();
+                self.run_remote(client, prepared, target).await
+            }
+            (None, true) => {
+                self.counters.start();
+                Err("the environment is remote, but `remote_execution` is off".into())
+            }
             (_, false) => self.run_local(prepared, target).await,
-        }
+        };
+        self.counters
+            .finish(result.as_ref().is_ok_and(|r| r.place.cached()));
+        result
     }
 
     async fn run_remote(
@@ -150,12 +177,17 @@ impl Backend {
             .cached_result(digest)
             .map_err(|e| e.to_string())?
         {
+            self.counters.start();
             return Ok(finished(result, Place::LocalCache));
         }
         if let Some(result) = self.remote_cache_lookup(prepared, target).await {
+            self.counters.start();
             return Ok(finished(result, Place::RemoteCache));
         }
 
+        let slot = self.local_slots.acquire().await;
+        self.counters.start();
+        let _slot = slot.map_err(|e| e.to_string())?;
         // The executor reads the action from the local store.
         let (store, to_store) = (self.store().clone(), prepared.clone());
         tokio::task::spawn_blocking(move || to_store.store_messages(&store))

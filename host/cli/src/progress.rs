@@ -3,7 +3,6 @@
 //! output get plain lines only.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::backend::Backend;
 
-/// Counters the runner updates as actions move along.
+/// Counters the backend updates as actions move along.
 #[derive(Debug, Default)]
 pub struct Counters {
     queued: AtomicU64,
@@ -67,7 +66,7 @@ pub struct LiveView {
 
 impl LiveView {
     /// Starts drawing when standard error is a terminal and `NO_COLOR` is unset.
-    pub fn start(counters: Arc<Counters>, backend: Backend) -> Self {
+    pub fn start(backend: Backend) -> Self {
         let wanted = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         if !wanted {
             return Self {
@@ -83,7 +82,7 @@ impl LiveView {
         let drawn = bar.clone();
         let task = tokio::spawn(async move {
             loop {
-                drawn.set_message(counters.line(&backend));
+                drawn.set_message(backend.counters().line(&backend));
                 drawn.tick();
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

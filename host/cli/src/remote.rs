@@ -14,15 +14,16 @@ impl Workspace {
     /// The backend of this run: local only, or with the remote server the options name.
     pub async fn backend(&self) -> anyhow::Result<Backend> {
         let global = &self.options.global;
+        let local = Backend::local(self.store.clone(), global.process_execution_local_parallelism);
         if !global.uses_remote() {
-            return Ok(Backend::local(self.store.clone()));
+            return Ok(local);
         }
         let options = remote_options(global)?;
         let client = RemoteClient::connect(options, self.store.clone())
             .await
             .context("cannot use the remote server of `remote_store_address`")?;
         Ok(Backend::with_remote(
-            self.store.clone(),
+            local,
             client,
             global.remote_cache_read,
             global.remote_cache_write,

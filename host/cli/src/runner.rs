@@ -1,7 +1,8 @@
 //! Running targets as a graph: each target waits for its dependencies, is planned by its
 //! plugin, and runs its processes as actions whose input roots hold the target's files and its
-//! dependencies' outputs, passed by digest. Identical actions in flight run once; as many
-//! actions run at a time as `process_execution_local_parallelism` allows.
+//! dependencies' outputs, passed by digest. Identical actions in flight run once. Every
+//! target's actions are looked up and started as soon as it is planned: the backend bounds
+//! local processes (`process_execution_local_parallelism`) and the REAPI client its calls.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::backend::{ActionRun, Backend, Place};
 use crate::policy;
 use crate::probes::RemoteProbeRunner;
-use crate::progress::{Counters, LiveView};
+use crate::progress::LiveView;
 use crate::workspace::Workspace;
 
 /// What happened to one target.
@@ -76,14 +77,12 @@ struct Run {
     backend: Backend,
     /// What plugins call back into; one per run, so probe results are shared by all targets.
     services: Arc<dyn HostServices>,
-    permits: Semaphore,
     /// Bounds the CPU-bound work (planning, preparing actions) on blocking threads to one task
     /// per core: more threads than cores only add thread start-up and memory-map contention.
     cpu: Semaphore,
     targets: HashMap<Address, Target>,
     /// Actions in flight or done, so that identical actions run once.
     actions: Mutex<HashMap<ActionDigest, ActionResultCell>>,
-    counters: Arc<Counters>,
 }
 
 /// Runs `roots` and every target they depend on; returns the outcome of each target run, roots
@@ -101,14 +100,11 @@ pub async fn run_targets(
         .collect();
     let probes = RemoteProbeRunner::new(backend.clone(), tokio::runtime::Handle::current());
     let services = LocalHostServices::new().with_remote_probes(Arc::new(probes));
-    let counters = Arc::new(Counters::default());
-    let _view = LiveView::start(counters.clone(), backend.clone());
+    let _view = LiveView::start(backend.clone());
     let run = Arc::new(Run {
-        counters,
         services: Arc::new(services),
         backend,
         workspace,
-        permits: Semaphore::new(parallelism),
         cpu: Semaphore::new(parallelism),
         targets,
         actions: Mutex::new(HashMap::new()),
@@ -371,13 +367,7 @@ async fn execute_once(
     };
     let result = cell
         .get_or_init(|| async {
-            run.counters.queue();
-            let _permit = run.permits.acquire().await;
-            run.counters.start();
-            let result = run.backend.run(prepared, target, remote).await;
-            let cached = result.as_ref().is_ok_and(|r| r.place.cached());
-            run.counters.finish(cached);
-            result
+            run.backend.run(prepared, target, remote).await
         })
         .await;
     result.clone()
