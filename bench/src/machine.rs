@@ -25,6 +25,8 @@ pub struct Limits {
     pub spawn_us: f64,
     pub store_put_us: f64,
     pub unsynced_put_us: f64,
+    /// MB/s of a large file written and then `sync_data`'d, where the server's store lives.
+    pub disk_synced: f64,
 }
 
 const CHUNK: usize = 256 * 1024;
@@ -45,6 +47,7 @@ pub fn measure(settings: &Settings) -> anyhow::Result<Limits> {
         spawn_us: spawn_cost(reps)?,
         store_put_us: store_put_cost(reps, true)?,
         unsynced_put_us: store_put_cost(reps, false)?,
+        disk_synced: disk_synced_rate(reps)?,
     };
     eprintln!("{limits:?}");
     Ok(limits)
@@ -173,6 +176,29 @@ fn store_put_cost(reps: usize, synced: bool) -> anyhow::Result<f64> {
         .map(|d: &Duration| d.as_secs_f64() * 1e6 / COUNT as f64)
         .collect();
     Ok(median(&per_put))
+}
+
+/// MB/s of writing `DISK_BYTES` in 1 MiB writes to a new file in the temporary directory (where
+/// the harness puts `remex serve`'s store) and `sync_data` at the end, as the server does for
+/// each blob it stores: what a durable server's disk can take.
+fn disk_synced_rate(reps: usize) -> anyhow::Result<f64> {
+    const DISK_BYTES: u64 = 512 * 1024 * 1024;
+    let buffer: Vec<u8> = (0..1024 * 1024).map(|i| (i * 17 % 253) as u8).collect();
+    let durations = repeat(reps, || {
+        let dir = tempfile::tempdir()?;
+        let mut file = std::fs::File::create(dir.path().join("disk"))?;
+        timed(|| {
+            for _ in 0..DISK_BYTES / buffer.len() as u64 {
+                file.write_all(&buffer)?;
+            }
+            Ok(file.sync_data()?)
+        })
+    })?;
+    let rates: Vec<f64> = durations
+        .iter()
+        .map(|d| mb_per_s(DISK_BYTES, d.as_secs_f64()))
+        .collect();
+    Ok(median(&rates))
 }
 
 fn blob(round: u64, i: usize) -> Vec<u8> {

@@ -178,6 +178,10 @@ impl Report {
                 "same write + rename without `sync_data`",
                 format!("{:.0} µs", l.unsynced_put_us),
             ),
+            (
+                "disk: 512 MiB written, then `sync_data`",
+                format!("{:.0} MB/s", l.disk_synced),
+            ),
         ];
         for (name, value) in lines {
             let _ = writeln!(out, "| {name} | {value} |");

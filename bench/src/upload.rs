@@ -90,6 +90,14 @@ fn rows_for(label: &str, runs: &[ChildRun], bound: f64, limits: &Limits) -> Vec<
             .value(format!("{upload:.0} MB/s"))
             .ratio(upload / bound, "of min(SHA-256 1 thread, loopback)")
             .target("≥ 0.70", Verdict::of(upload / bound >= 0.7)),
+        Row::new(
+            "upload",
+            "`upload_blobs` against the synced disk rate",
+            label,
+        )
+        .value(format!("{upload:.0} MB/s"))
+        .ratio(upload / limits.disk_synced, "of disk write + `sync_data`")
+        .target("(context)", Verdict::Info),
         Row::new("upload", "local ingest: `put_file` (hash + copy)", label)
             .value(format!("{ingest:.0} MB/s"))
             .ratio(ingest / limits.sha256_one, "of SHA-256 1 thread")

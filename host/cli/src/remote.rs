@@ -14,7 +14,10 @@ impl Workspace {
     /// The backend of this run: local only, or with the remote server the options name.
     pub async fn backend(&self) -> anyhow::Result<Backend> {
         let global = &self.options.global;
-        let local = Backend::local(self.store.clone(), global.process_execution_local_parallelism);
+        let local = Backend::local(
+            self.store.clone(),
+            global.process_execution_local_parallelism,
+        );
         if !global.uses_remote() {
             return Ok(local);
         }

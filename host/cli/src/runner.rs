@@ -366,9 +366,7 @@ async fn execute_once(
         actions.entry(prepared.digest).or_default().clone()
     };
     let result = cell
-        .get_or_init(|| async {
-            run.backend.run(prepared, target, remote).await
-        })
+        .get_or_init(|| async { run.backend.run(prepared, target, remote).await })
         .await;
     result.clone()
 }

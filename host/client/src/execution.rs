@@ -153,26 +153,9 @@ impl Inner {
         };
         blobs.extend([action.digest.0, command_digest(action)?]);
         let missing = self.find_missing_together(&blobs).await?;
-        // The action's own messages are uploaded from the local store like every blob, and
-        // are written there only now that the server is known to lack them.
-        let unstored: Vec<Digest> = missing
-            .iter()
-            .filter(|d| action.message(d).is_some())
-            .copied()
-            .collect();
-        if !unstored.is_empty() {
-            let (store, action) = (self.store.clone(), action.clone());
-            blocking(move || {
-                for digest in &unstored {
-                    if let Some(bytes) = action.message(digest) {
-                        store.put_with_digest(digest, bytes)?;
-                    }
-                }
-                Ok(())
-            })
+        // The action's own messages go from memory; they are never written to the local store.
+        self.upload_missing(&missing, &action.messages, context)
             .await?;
-        }
-        self.upload_missing(&missing, context).await?;
         debug!(
             checked = blobs.len(),
             missing = missing.len(),
@@ -369,7 +352,10 @@ impl OperationRun<'_> {
     async fn upload_missing_inputs(&self, missing: &[Digest]) -> Result<(), ReapiError> {
         debug!(count = missing.len(), "server lacks inputs; uploading them");
         self.inner.stats.count_missing_input_round();
-        self.inner.upload_missing(missing, self.context).await
+        let memory = &self.action.messages;
+        self.inner
+            .upload_missing(missing, memory, self.context)
+            .await
     }
 
     /// Execution calls carry the execution headers, and no deadline of their own: the overall

@@ -2,7 +2,7 @@
 //! under the server's limit, large ones streamed from the local store's files with ByteStream
 //! `Write`, resumed after an interruption from what `QueryWriteStatus` says the server has.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
 use std::path::Path;
@@ -28,6 +28,10 @@ use crate::retry::{RetryDecision, retry_decision};
 /// Digests per `FindMissingBlobs` request: about 80 bytes each, so requests stay near 320 KiB.
 const FIND_MISSING_CHUNK: usize = 4096;
 
+/// Blobs an upload takes from memory rather than from the local store: an action's own
+/// `Action`, `Command` and `Directory` messages, which need never be written to disk.
+pub(crate) type InMemory = BTreeMap<Digest, Bytes>;
+
 /// zstd level for uploads: the fastest, since uploads compete with the build for two cores.
 const ZSTD_LEVEL: i32 = 1;
 
@@ -52,7 +56,8 @@ impl Inner {
     ) -> Result<UploadSummary, ReapiError> {
         let wanted = unique_non_empty(digests);
         let missing = self.find_missing_blobs(&wanted, context).await?;
-        self.upload_missing(&missing, context).await?;
+        self.upload_missing(&missing, &InMemory::new(), context)
+            .await?;
         Ok(UploadSummary {
             checked: wanted.len(),
             missing: missing.len(),
@@ -104,17 +109,20 @@ impl Inner {
         Ok(missing.into_iter().filter(|d| asked.contains(d)).collect())
     }
 
-    /// Uploads blobs the server lacks, each once even when callers race for it.
+    /// Uploads blobs the server lacks, each once even when callers race for it: those in
+    /// `memory` from there, the others from the local store.
     pub async fn upload_missing(
         &self,
         missing: &[Digest],
+        memory: &InMemory,
         context: &CallContext,
     ) -> Result<(), ReapiError> {
         let mut todo = unique_non_empty(missing);
         while !todo.is_empty() {
             let (claims, waiting) = self.uploads.claim(&todo);
             let digests: Vec<Digest> = claims.iter().map(|c| c.digest).collect();
-            let ours = inflight::run_jobs(claims, self.upload_jobs(&digests, context));
+            let jobs = self.upload_jobs(&digests, memory, context);
+            let ours = inflight::run_jobs(claims, jobs);
             let (ours, theirs) = futures::join!(ours, waiting.wait());
             ours?;
             todo = theirs?;
@@ -122,32 +130,57 @@ impl Inner {
         Ok(())
     }
 
-    fn upload_jobs<'a>(&'a self, digests: &[Digest], context: &'a CallContext) -> Vec<Job<'a>> {
+    fn upload_jobs<'a>(
+        &'a self,
+        digests: &[Digest],
+        memory: &'a InMemory,
+        context: &'a CallContext,
+    ) -> Vec<Job<'a>> {
         let instance_name = &self.options.instance_name;
         let plan = batch::plan_uploads(instance_name, digests, self.features.batch_limit);
         let batches = plan.batches.into_iter().map(|batch| {
             async move {
-                let result = self.upload_batch(&batch, context).await;
+                let result = self.upload_batch(&batch, memory, context).await;
                 (batch, result)
             }
             .boxed()
         });
         let streams = plan.streamed.into_iter().map(|digest| {
-            async move { (vec![digest], self.write_blob(digest, context).await) }.boxed()
+            async move {
+                let result = self.stream_blob(digest, memory, context).await;
+                (vec![digest], result)
+            }
+            .boxed()
         });
         batches.chain(streams).collect()
+    }
+
+    /// Streams a blob too large for a batch. One held in memory is stored locally first: a
+    /// ByteStream upload reads its blob from a file, so that it can resume at any offset.
+    async fn stream_blob(
+        &self,
+        digest: Digest,
+        memory: &InMemory,
+        context: &CallContext,
+    ) -> Result<(), ReapiError> {
+        if let Some(bytes) = memory.get(&digest) {
+            let (store, bytes) = (self.store.clone(), bytes.clone());
+            blocking(move || Ok(store.put_with_digest(&digest, &bytes)?)).await?;
+        }
+        self.write_blob(digest, context).await
     }
 
     /// One batch, retried with only the blobs that failed until all are in.
     async fn upload_batch(
         &self,
         digests: &[Digest],
+        memory: &InMemory,
         context: &CallContext,
     ) -> Result<(), ReapiError> {
         let mut pending = digests.to_vec();
         let mut attempts = self.retrier.attempts("BatchUpdateBlobs");
         loop {
-            let failures = match self.batch_update_once(&pending, context).await {
+            let failures = match self.batch_update_once(&pending, memory, context).await {
                 Ok(failures) => failures,
                 Err(error) => {
                     attempts.wait(error).await?;
@@ -166,6 +199,29 @@ impl Inner {
         }
     }
 
+    /// A batch's blobs in the order of `digests`: from `memory` where it has them, else read
+    /// from the local store.
+    async fn read_blobs(
+        &self,
+        digests: &[Digest],
+        memory: &InMemory,
+    ) -> Result<Vec<(Digest, Bytes)>, ReapiError> {
+        let stored: Vec<Digest> = digests
+            .iter()
+            .filter(|d| !memory.contains_key(d))
+            .copied()
+            .collect();
+        let mut read = self.read_local_blobs(&stored).await?.into_iter();
+        let take = |digest: &Digest| match memory.get(digest) {
+            Some(bytes) => Some((*digest, bytes.clone())),
+            None => read.next(),
+        };
+        let blobs: Option<Vec<_>> = digests.iter().map(take).collect();
+        blobs.ok_or_else(|| {
+            ReapiError::protocol("BatchUpdateBlobs", "a blob of the batch was not read")
+        })
+    }
+
     /// Reads a batch's blobs into one buffer, each blob a slice of it. The buffer is allocated
     /// here, on a runtime thread, and only filled on the blocking pool: glibc gives each thread
     /// that allocates its own arena, and megabyte buffers allocated all over the blocking pool
@@ -174,6 +230,9 @@ impl Inner {
         &self,
         digests: &[Digest],
     ) -> Result<Vec<(Digest, Bytes)>, ReapiError> {
+        if digests.is_empty() {
+            return Ok(Vec::new());
+        }
         let total: u64 = digests.iter().map(|d| d.size_bytes).sum();
         let mut buffer = vec![0u8; usize::try_from(total).unwrap_or(usize::MAX)];
         let store = self.store.clone();
@@ -206,6 +265,7 @@ impl Inner {
     async fn batch_update_once(
         &self,
         pending: &[Digest],
+        memory: &InMemory,
         context: &CallContext,
     ) -> Result<Vec<(Digest, ReapiError)>, ReapiError> {
         let rpc = "BatchUpdateBlobs";
@@ -213,7 +273,7 @@ impl Inner {
         let bytes = pending.iter().map(|d| d.size_bytes).sum();
         let _bytes = self.limits.reserve_upload(bytes).await?;
         let _permit = Limits::acquire(&self.limits.store).await?;
-        let blobs = self.read_local_blobs(pending).await?;
+        let blobs = self.read_blobs(pending, memory).await?;
         let message = reapi::BatchUpdateBlobsRequest {
             instance_name: self.options.instance_name.clone(),
             requests: blobs
