@@ -724,6 +724,34 @@ async fn a_cached_failure_is_executed_again_past_the_servers_cache() {
 }
 
 #[tokio::test]
+async fn an_actions_own_messages_upload_from_memory_and_stay_out_of_the_local_store() {
+    let h = harness(FakeConfig::default()).await;
+    let stored = prepared_action(&h.store, &["true"], &[], &[]).expect("action");
+    let (command, command_bytes) = Digest::of_message(&stored.command);
+    let (action, action_bytes) = Digest::of_message(&stored.action);
+    let messages = [(command, command_bytes), (action, action_bytes)];
+    let in_memory = remex_action::PreparedAction {
+        messages: Arc::new(messages.map(|(d, b)| (d, b.into())).into()),
+        ..stored
+    };
+    let (_dir, store) = fresh_store();
+    let client = second_client(&h, &store).await;
+
+    let outcome = client
+        .execute(&in_memory, &ExecuteOptions::default())
+        .await
+        .expect("runs");
+    assert_eq!(outcome.origin, ResultOrigin::Executed);
+    for digest in [action, command] {
+        assert!(h.server.state().has_blob(&digest), "{digest} not uploaded");
+        assert!(
+            !store.contains(&digest),
+            "{digest} written to the local store"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_cached_result_skips_uploads_and_execution() {
     let h = harness(FakeConfig::default()).await;
     let action = prepared_action(&h.store, &["true"], &[("a", b"a")], &[]).expect("action");
