@@ -29,6 +29,7 @@ use crate::metadata::{self, CallContext};
 use crate::options::RemoteOptions;
 use crate::retry::Retrier;
 use crate::stats::{ClientStats, Stats};
+use crate::upload::InMemory;
 use crate::upload::UploadSummary;
 
 /// A client of one REAPI server (or one store and one execution server). Cheap to clone:
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     pub downloads: Arc<InFlight>,
     /// `FindMissingBlobs` requests of actions in flight, merged.
     pub missing_blobs: Arc<Coalescer<Vec<Digest>, HashSet<Digest>>>,
+    /// Actions' own messages uploaded by actions in flight, merged into shared batches.
+    pub message_uploads: Arc<Coalescer<InMemory, HashSet<Digest>>>,
     /// Set once the server answers `BatchReadBlobs` with `UNIMPLEMENTED`, as Bazel's does.
     pub batch_read_unimplemented: AtomicBool,
     pub stats: Arc<Stats>,
@@ -139,6 +142,7 @@ impl RemoteClient {
             uploads: Arc::default(),
             downloads: Arc::default(),
             missing_blobs: Arc::default(),
+            message_uploads: Arc::default(),
             batch_read_unimplemented: AtomicBool::new(false),
             stats,
         };

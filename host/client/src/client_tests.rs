@@ -727,13 +727,7 @@ async fn a_cached_failure_is_executed_again_past_the_servers_cache() {
 async fn an_actions_own_messages_upload_from_memory_and_stay_out_of_the_local_store() {
     let h = harness(FakeConfig::default()).await;
     let stored = prepared_action(&h.store, &["true"], &[], &[]).expect("action");
-    let (command, command_bytes) = Digest::of_message(&stored.command);
-    let (action, action_bytes) = Digest::of_message(&stored.action);
-    let messages = [(command, command_bytes), (action, action_bytes)];
-    let in_memory = remex_action::PreparedAction {
-        messages: Arc::new(messages.map(|(d, b)| (d, b.into())).into()),
-        ..stored
-    };
+    let in_memory = with_messages_in_memory(stored);
     let (_dir, store) = fresh_store();
     let client = second_client(&h, &store).await;
 
@@ -742,13 +736,75 @@ async fn an_actions_own_messages_upload_from_memory_and_stay_out_of_the_local_st
         .await
         .expect("runs");
     assert_eq!(outcome.origin, ResultOrigin::Executed);
-    for digest in [action, command] {
+    let command = command_digest(&in_memory);
+    for digest in [in_memory.digest.0, command] {
         assert!(h.server.state().has_blob(&digest), "{digest} not uploaded");
         assert!(
             !store.contains(&digest),
             "{digest} written to the local store"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_in_flight_share_their_find_missing_and_upload_calls() {
+    let config = FakeConfig {
+        call_delay: Duration::from_millis(20),
+        ..FakeConfig::default()
+    };
+    let h = harness(config).await;
+    let actions: Vec<_> = (0..20)
+        .map(|i| {
+            let argv = ["echo".to_owned(), i.to_string()];
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let stored = prepared_action(&h.store, &argv, &[], &[]).expect("action");
+            with_messages_in_memory(stored)
+        })
+        .collect();
+    let (_dir, store) = fresh_store();
+    let client = second_client(&h, &store).await;
+
+    let options = ExecuteOptions::default();
+    let runs = actions.iter().map(|a| client.execute(a, &options));
+    for outcome in futures::future::join_all(runs).await {
+        assert_eq!(outcome.expect("runs").origin, ResultOrigin::Executed);
+    }
+    let state = h.server.state();
+    for action in &actions {
+        assert!(
+            state.has_blob(&action.digest.0),
+            "{} not uploaded",
+            action.digest
+        );
+        assert!(
+            state.has_blob(&command_digest(action)),
+            "a command not uploaded"
+        );
+    }
+    let (finds, uploads) = (
+        state.calls(Rpc::FindMissingBlobs),
+        state.calls(Rpc::BatchUpdateBlobs),
+    );
+    assert!(finds < 10, "{finds} FindMissingBlobs calls for 20 actions");
+    assert!(
+        uploads < 10,
+        "{uploads} BatchUpdateBlobs calls for 20 actions"
+    );
+}
+
+/// `stored` with its `Action` and `Command` held in memory, as `remex test` prepares them.
+fn with_messages_in_memory(stored: remex_action::PreparedAction) -> remex_action::PreparedAction {
+    let command = Digest::of_message(&stored.command);
+    let action = Digest::of_message(&stored.action);
+    let messages = [command, action].map(|(digest, bytes)| (digest, bytes.into()));
+    remex_action::PreparedAction {
+        messages: Arc::new(messages.into()),
+        ..stored
+    }
+}
+
+fn command_digest(action: &remex_action::PreparedAction) -> Digest {
+    Digest::from_proto_field(action.action.command_digest.as_ref()).expect("command digest")
 }
 
 #[tokio::test]

@@ -153,8 +153,12 @@ impl Inner {
         };
         blobs.extend([action.digest.0, command_digest(action)?]);
         let missing = self.find_missing_together(&blobs).await?;
-        // The action's own messages go from memory; they are never written to the local store.
-        self.upload_missing(&missing, &action.messages, context)
+        // The action's own messages go from memory, in batches shared with other actions;
+        // they are never written to the local store. What that leaves goes the usual way.
+        let left = self
+            .upload_messages_together(&missing, &action.messages)
+            .await;
+        self.upload_missing(&left, &action.messages, context)
             .await?;
         debug!(
             checked = blobs.len(),

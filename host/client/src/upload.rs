@@ -109,6 +109,72 @@ impl Inner {
         Ok(missing.into_iter().filter(|d| asked.contains(d)).collect())
     }
 
+    /// Uploads the blobs among `missing` that `memory` holds in `BatchUpdateBlobs` calls shared
+    /// with every other action doing the same at the time (see [`Coalescer`]): a new action's
+    /// `Action` and `Command` are two small blobs, and a call of their own would cost the
+    /// client more than the rest of the action's execution. Returns the blobs still to
+    /// upload: those not in memory, and any the shared call did not store, which the usual
+    /// path retries.
+    ///
+    /// [`Coalescer`]: crate::coalesce::Coalescer
+    pub async fn upload_messages_together(
+        self: &Arc<Self>,
+        missing: &[Digest],
+        memory: &InMemory,
+    ) -> Vec<Digest> {
+        let mine: InMemory = missing
+            .iter()
+            .filter(|d| d.size_bytes > 0)
+            .filter_map(|d| Some((*d, memory.get(d)?.clone())))
+            .collect();
+        let rest = missing.iter().filter(|d| !mine.contains_key(d)).copied();
+        let mut left: Vec<Digest> = rest.collect();
+        if mine.is_empty() {
+            return left;
+        }
+        let inner = self.clone();
+        let call = move |lists: Vec<InMemory>| {
+            let inner = inner.clone();
+            async move {
+                Ok(inner
+                    .upload_merged(lists.into_iter().flatten().collect())
+                    .await)
+            }
+        };
+        let digests: Vec<Digest> = mine.keys().copied().collect();
+        match self.message_uploads.submit(mine, call).await {
+            Ok(unstored) => left.extend(digests.into_iter().filter(|d| unstored.contains(d))),
+            Err(_) => left.extend(digests),
+        }
+        left
+    }
+
+    /// One shared upload of in-memory blobs, in batches within the server's limit; returns
+    /// the blobs it did not store. Nothing is retried here: the owners of what failed upload
+    /// it again on the usual path, which retries.
+    async fn upload_merged(&self, blobs: InMemory) -> HashSet<Digest> {
+        let digests: Vec<Digest> = blobs.keys().copied().collect();
+        let instance_name = &self.options.instance_name;
+        let plan = batch::plan_uploads(instance_name, &digests, self.features.batch_limit);
+        let context = CallContext::default();
+        let calls = plan.batches.iter().map(|batch| async {
+            match self.batch_update_once(batch, &blobs, &context).await {
+                Ok(refused) => refused.into_iter().map(|(d, _)| d).collect(),
+                Err(_) => batch.clone(),
+            }
+        });
+        let unstored: HashSet<Digest> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .flatten()
+            .chain(plan.streamed)
+            .collect();
+        for digest in digests.iter().filter(|d| !unstored.contains(d)) {
+            self.stats.count_upload(digest.size_bytes);
+        }
+        unstored
+    }
+
     /// Uploads blobs the server lacks, each once even when callers race for it: those in
     /// `memory` from there, the others from the local store.
     pub async fn upload_missing(
