@@ -37,10 +37,16 @@ impl ActionCache for ActionCacheService {
         check_digest_function(request.digest_function)?;
         let digest = action_digest(request.action_digest.as_ref())?;
 
+        // One trip off the reactor for both steps: handing the worker over costs more than
+        // reading a small entry from the page cache.
         let store = &self.shared.store;
-        let mut result = blocking(|| usable_result(store, &digest))?
-            .ok_or_else(|| Status::not_found(format!("no cached result for action {digest}")))?;
-        blocking(|| inline(store, &request, &mut result));
+        let result = blocking(|| {
+            let mut result = usable_result(store, &digest)?.ok_or_else(|| {
+                Status::not_found(format!("no cached result for action {digest}"))
+            })?;
+            inline(store, &request, &mut result);
+            Ok::<_, Status>(result)
+        })?;
         Ok(Response::new(result))
     }
 
