@@ -9,7 +9,7 @@ use anyhow::Context;
 use sha2::{Digest as _, Sha256};
 
 use crate::Settings;
-use crate::measure::{mb_per_s, median, repeat, timed};
+use crate::measure::{median, median_rate, repeat, timed};
 
 /// Rates in MB/s, costs in microseconds.
 #[derive(Clone, Debug, Default)]
@@ -82,11 +82,7 @@ fn hash_rate(reps: usize, threads: usize, hash: fn(&[u8], u64)) -> anyhow::Resul
             Ok(())
         })
     })?;
-    let rates: Vec<f64> = durations
-        .iter()
-        .map(|d| mb_per_s(HASH_BYTES * threads as u64, d.as_secs_f64()))
-        .collect();
-    Ok(median(&rates))
+    Ok(median_rate(HASH_BYTES * threads as u64, &durations))
 }
 
 /// MB/s through one std `TcpStream` pair on 127.0.0.1, 1 MiB writes.
@@ -121,11 +117,7 @@ fn loopback_rate(reps: usize) -> anyhow::Result<f64> {
         );
         Ok(started.elapsed())
     })?;
-    let rates: Vec<f64> = durations
-        .iter()
-        .map(|d| mb_per_s(TCP_BYTES, d.as_secs_f64()))
-        .collect();
-    Ok(median(&rates))
+    Ok(median_rate(TCP_BYTES, &durations))
 }
 
 /// Microseconds to spawn and wait for `/bin/true`.
@@ -194,11 +186,7 @@ fn disk_synced_rate(reps: usize) -> anyhow::Result<f64> {
             Ok(file.sync_data()?)
         })
     })?;
-    let rates: Vec<f64> = durations
-        .iter()
-        .map(|d| mb_per_s(DISK_BYTES, d.as_secs_f64()))
-        .collect();
-    Ok(median(&rates))
+    Ok(median_rate(DISK_BYTES, &durations))
 }
 
 fn blob(round: u64, i: usize) -> Vec<u8> {

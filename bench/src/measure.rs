@@ -80,3 +80,12 @@ pub fn peak_memory() -> anyhow::Result<u64> {
 pub fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / seconds / 1e6
 }
+
+/// The median MB/s of moving `bytes` in each of `durations`.
+pub fn median_rate(bytes: u64, durations: &[Duration]) -> f64 {
+    let rates: Vec<f64> = durations
+        .iter()
+        .map(|d| mb_per_s(bytes, d.as_secs_f64()))
+        .collect();
+    median(&rates)
+}
