@@ -111,24 +111,19 @@ impl Backend {
         self.remote.as_ref().map(RemoteClient::stats)
     }
 
-    /// Runs `prepared` remotely when its environment is remote, else locally. An action is
-    /// queued while it waits for a place on this machine, and running from then on.
+    /// Runs `prepared` remotely when its environment is remote, else locally. An action counts
+    /// as running from here to its result, but for the time it is queued for a place on this
+    /// machine.
     pub async fn run(
         &self,
         prepared: &PreparedAction,
         target: &str,
         remote: bool,
     ) -> Result<ActionRun, String> {
-        self.counters.queue();
+        self.counters.start();
         let result = match (&self.remote, remote) {
-            (Some(client), true) => {
-                self.counters.start();
-                self.run_remote(client, prepared, target).await
-            }
-            (None, true) => {
-                self.counters.start();
-                Err("the environment is remote, but `remote_execution` is off".into())
-            }
+            (Some(client), true) => self.run_remote(client, prepared, target).await,
+            (None, true) => Err("the environment is remote, but `remote_execution` is off".into()),
             (_, false) => self.run_local(prepared, target).await,
         };
         self.counters
@@ -177,16 +172,15 @@ impl Backend {
             .cached_result(digest)
             .map_err(|e| e.to_string())?
         {
-            self.counters.start();
             return Ok(finished(result, Place::LocalCache));
         }
         if let Some(result) = self.remote_cache_lookup(prepared, target).await {
-            self.counters.start();
             return Ok(finished(result, Place::RemoteCache));
         }
 
+        self.counters.queue();
         let slot = self.local_slots.acquire().await;
-        self.counters.start();
+        self.counters.dequeue();
         let _slot = slot.map_err(|e| e.to_string())?;
         // The executor reads the action from the local store.
         let (store, to_store) = (self.store().clone(), prepared.clone());

@@ -20,11 +20,18 @@ pub struct Counters {
 }
 
 impl Counters {
+    pub fn start(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A running action waits for a place on this machine.
     pub fn queue(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
         self.queued.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn start(&self) {
+    /// A queued action got its place.
+    pub fn dequeue(&self) {
         self.queued.fetch_sub(1, Ordering::Relaxed);
         self.running.fetch_add(1, Ordering::Relaxed);
     }

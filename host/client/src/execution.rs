@@ -171,7 +171,9 @@ impl Inner {
 
 impl Inner {
     /// The blobs among `digests` the server lacks, asked in one `FindMissingBlobs` with those
-    /// of every other action asking at the same time; see [`Coalescer`](crate::coalesce::Coalescer).
+    /// of every other action asking at the same time; see [`Coalescer`].
+    ///
+    /// [`Coalescer`]: crate::coalesce::Coalescer
     async fn find_missing_together(
         self: &Arc<Self>,
         digests: &[Digest],
