@@ -108,3 +108,26 @@ fn a_failed_build_leaves_dist_untouched() {
         "a failed build wrote into dist/"
     );
 }
+
+#[test]
+fn local_processes_run_at_most_local_parallelism_at_once() {
+    // Each process holds a lock directory outside its sandbox for a moment and fails if another
+    // holds it: with one place they take turns, so every target passes. The `echo` makes the
+    // actions distinct, or they would run once for all four.
+    let lock_dir = tempfile::tempdir().expect("tempdir");
+    let lock = lock_dir.path().join("lock");
+    let build: String = (0..4)
+        .map(|i| {
+            format!(
+                "shell_command(name = \"t{i}\", command = \"mkdir {lock} && sleep 0.2 && \
+                 rmdir {lock} && echo {i}\", tools = [\"mkdir\", \"sleep\", \"rmdir\"])\n",
+                lock = lock.display()
+            )
+        })
+        .collect();
+    let repo = Repo::new(&[("BUILD", &build)]);
+
+    let outcome = repo.run(&["test", "::", "--process-execution-local-parallelism=1"]);
+    assert_exit(&outcome, 0);
+    assert!(!lock.exists(), "a process left its lock behind");
+}
