@@ -5,7 +5,7 @@
 //! action again; a `FAILED_PRECONDITION` naming missing blobs is answered by uploading them.
 //! All of it within `remote_execution_overall_deadline_secs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use remex_action::PreparedAction;
@@ -166,36 +166,6 @@ impl Inner {
             "inputs uploaded"
         );
         Ok(())
-    }
-}
-
-impl Inner {
-    /// The blobs among `digests` the server lacks, asked in one `FindMissingBlobs` with those
-    /// of every other action asking at the same time; see [`Coalescer`].
-    ///
-    /// [`Coalescer`]: crate::coalesce::Coalescer
-    async fn find_missing_together(
-        self: &Arc<Self>,
-        digests: &[Digest],
-    ) -> Result<Vec<Digest>, ReapiError> {
-        let inner = self.clone();
-        let call = move |lists: Vec<Vec<Digest>>| {
-            let inner = inner.clone();
-            async move {
-                let all: Vec<Digest> = lists.into_iter().flatten().collect();
-                // Shared by many actions, so the call names none of them.
-                let missing = inner
-                    .find_missing_blobs(&all, &CallContext::default())
-                    .await?;
-                Ok(missing.into_iter().collect::<HashSet<Digest>>())
-            }
-        };
-        let missing = self.missing_blobs.submit(digests.to_vec(), call).await?;
-        Ok(digests
-            .iter()
-            .filter(|d| missing.contains(d))
-            .copied()
-            .collect())
     }
 }
 

@@ -109,6 +109,34 @@ impl Inner {
         Ok(missing.into_iter().filter(|d| asked.contains(d)).collect())
     }
 
+    /// The blobs among `digests` the server lacks, asked in one `FindMissingBlobs` with those
+    /// of every other action asking at the same time; see [`Coalescer`].
+    ///
+    /// [`Coalescer`]: crate::coalesce::Coalescer
+    pub async fn find_missing_together(
+        self: &Arc<Self>,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, ReapiError> {
+        let inner = self.clone();
+        let call = move |lists: Vec<Vec<Digest>>| {
+            let inner = inner.clone();
+            async move {
+                let all: Vec<Digest> = lists.into_iter().flatten().collect();
+                // Shared by many actions, so the call names none of them.
+                let missing = inner
+                    .find_missing_blobs(&all, &CallContext::default())
+                    .await?;
+                Ok(missing.into_iter().collect::<HashSet<Digest>>())
+            }
+        };
+        let missing = self.missing_blobs.submit(digests.to_vec(), call).await?;
+        Ok(digests
+            .iter()
+            .filter(|d| missing.contains(d))
+            .copied()
+            .collect())
+    }
+
     /// Uploads the blobs among `missing` that `memory` holds in `BatchUpdateBlobs` calls shared
     /// with every other action doing the same at the time (see [`Coalescer`]): a new action's
     /// `Action` and `Command` are two small blobs, and a call of their own would cost the
@@ -289,8 +317,9 @@ impl Inner {
     }
 
     /// Reads a batch's blobs into one buffer, each blob a slice of it. The buffer is allocated
-    /// here, on a runtime thread, and only filled on the blocking pool: glibc gives each thread
-    /// that allocates its own arena, and megabyte buffers allocated all over the blocking pool
+    /// here, on a runtime thread, and only filled on the blocking pool: glibc's allocator (the
+    /// `remex` binary uses mimalloc, other users of this crate may not) gives each thread that
+    /// allocates its own arena, and megabyte buffers allocated all over the blocking pool
     /// stayed cached there, about 15 MiB more resident memory in the upload benchmark.
     async fn read_local_blobs(
         &self,
