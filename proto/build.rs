@@ -13,7 +13,11 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("protos");
+    // Read when the script runs, not when it is compiled: a build directory shared by two
+    // checkouts reuses one compiled script for both.
+    let root =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?)
+            .join("protos");
     println!("cargo:rerun-if-changed={}", root.display());
 
     let files: Vec<PathBuf> = PROTOS.iter().map(|p| root.join(p)).collect();

@@ -131,3 +131,27 @@ fn local_processes_run_at_most_local_parallelism_at_once() {
     assert_exit(&outcome, 0);
     assert!(!lock.exists(), "a process left its lock behind");
 }
+
+#[test]
+fn an_edited_target_is_planned_again_by_the_next_run() {
+    let repo = Repo::new(&[(
+        "BUILD",
+        "shell_command(name = \"t\", command = \"exit 0\")\n",
+    )]);
+    assert_exit(&repo.run(&["test", "::"]), 0);
+    let memo_files = std::fs::read_dir(repo.store().join("plans")).map(Iterator::count);
+    assert_eq!(memo_files.ok(), Some(1), "the run keeps its plans");
+
+    repo.write(
+        "BUILD",
+        "shell_command(name = \"t\", command = \"exit 3\")\n",
+    );
+    let outcome = repo.run(&["test", "::"]);
+
+    assert_exit(&outcome, 1);
+    assert!(
+        outcome.line_for("//:t").contains("exit code 3"),
+        "{}",
+        outcome.all()
+    );
+}

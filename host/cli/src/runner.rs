@@ -12,7 +12,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use remex_action::PreparedAction;
 use remex_model::{Address, Environment, FieldType, Process, Target};
-use remex_plugin_host::{HostServices, LocalHostServices};
+use remex_plugin_host::{HostServices, LocalHostServices, PlanMemo};
 use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{Instrument, debug, info_span, warn};
@@ -81,6 +81,8 @@ struct Run {
     /// per core: more threads than cores only add thread start-up and memory-map contention.
     cpu: Semaphore,
     targets: HashMap<Address, Target>,
+    /// Plans of earlier runs, given back while the plugin's host calls answer the same.
+    plans: Arc<PlanMemo>,
     /// Actions in flight or done, so that identical actions run once.
     actions: Mutex<HashMap<ActionDigest, ActionResultCell>>,
 }
@@ -101,7 +103,9 @@ pub async fn run_targets(
     let probes = RemoteProbeRunner::new(backend.clone(), tokio::runtime::Handle::current());
     let services = LocalHostServices::new().with_remote_probes(Arc::new(probes));
     let _view = LiveView::start(backend.clone());
+    let plans = Arc::new(plan_memo(&workspace));
     let run = Arc::new(Run {
+        plans,
         services: Arc::new(services),
         backend,
         workspace,
@@ -122,7 +126,20 @@ pub async fn run_targets(
     if let Err(e) = run.workspace.store.save_file_digests() {
         warn!(error = %e, "cannot save the digests of input files; the next run hashes them again");
     }
+    if let Err(e) = run.plans.save() {
+        warn!(error = %e, "cannot save this run's plans; the next run plans its targets again");
+    }
     outcomes
+}
+
+/// The plan memo of the workspace's repository, in the local store: one file per repository,
+/// named by a digest of its root, so that repositories sharing a store load only their own.
+fn plan_memo(workspace: &Workspace) -> PlanMemo {
+    let store = &workspace.store;
+    let root = workspace.repo_root().as_os_str().as_encoded_bytes();
+    let name = Digest::of_bytes(root).hex();
+    let file = store.root().join("plans").join(&name[..32]);
+    PlanMemo::open(file, store.temp_dir())
 }
 
 /// The future of `address`'s outcome, creating it (and its dependencies') on first use. The
@@ -258,13 +275,14 @@ async fn plan_and_prepare(
         .for_kind(&target.kind)
         .ok_or_else(|| format!("no plugin provides target kind `{}`", target.kind))?;
     let services = run.services.clone();
+    let plans = run.plans.clone();
     let fields = run.backend.output_fields(environment.remote);
     let (environment, inputs) = (environment.clone(), inputs.clone());
     let _cpu = run.cpu.acquire().await;
     let planned = tokio::task::spawn_blocking(move || {
         let repo_root = workspace.repo_root();
         let processes = plugin
-            .plan(&target, &environment, repo_root, &services)
+            .plan_with_memo(&target, &environment, repo_root, &services, &plans)
             .map_err(|e| e.to_string())?;
         let prepare = |process: &Process| {
             remex_action::prepare_in_memory(process, repo_root, &workspace.store, fields, &inputs)

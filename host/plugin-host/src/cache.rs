@@ -42,12 +42,24 @@ impl CompileCache {
         }
     }
 
-    /// The component for `bytes`, from the cache when it is there.
+    /// The component for `bytes`, from the cache when it is there, and the SHA-256 of `bytes`.
     pub(crate) fn component(
         &self,
         engine: &Engine,
         origin: &str,
         bytes: &[u8],
+    ) -> Result<(Component, Compiled, [u8; 32]), PluginError> {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let (component, compiled) = self.compiled(engine, origin, bytes, &digest)?;
+        Ok((component, compiled, digest))
+    }
+
+    fn compiled(
+        &self,
+        engine: &Engine,
+        origin: &str,
+        bytes: &[u8],
+        digest: &[u8; 32],
     ) -> Result<(Component, Compiled), PluginError> {
         let compile_error = |err| PluginError::Compile {
             origin: origin.to_owned(),
@@ -58,7 +70,7 @@ impl CompileCache {
             return Ok((component, Compiled::Fresh));
         };
 
-        let path = dir.join(self.file_name(bytes));
+        let path = dir.join(self.file_name(digest));
         if path.is_file() {
             match load(engine, &path) {
                 Ok(component) => return Ok((component, Compiled::Cached)),
@@ -77,11 +89,11 @@ impl CompileCache {
         Ok((component, Compiled::Stored))
     }
 
-    fn file_name(&self, bytes: &[u8]) -> String {
+    fn file_name(&self, component_digest: &[u8; 32]) -> String {
         let digest = Sha256::new()
             .chain_update(CACHE_VERSION)
             .chain_update(self.engine_key)
-            .chain_update(Sha256::digest(bytes))
+            .chain_update(component_digest)
             .finalize();
         format!("{}.cwasm", hex::encode(digest))
     }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use remex_model::{Environment, FieldSpec, FieldType, FieldValue, KindSpec, Process, Target};
 
+use crate::memo::Encoder;
+
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -167,6 +169,77 @@ pub(crate) fn environment(environment: &Environment) -> wit::Environment {
         platform: wit_properties(&environment.platform),
         options: options.collect(),
     }
+}
+
+/// Writes everything a `plan` call is given: the target and the environment exactly as the
+/// plugin receives them. The records are taken apart field by field, so that a field added to
+/// either cannot be left out of the memo's key.
+pub(crate) fn encode_plan_input(out: &mut Encoder, target: &Target, environment: &Environment) {
+    let wit::Target {
+        address,
+        kind,
+        directory,
+        fields,
+        dependencies,
+        dependency_inputs,
+    } = self::target(target);
+    out.str(&address);
+    out.str(&kind);
+    out.str(&directory);
+    out.len(fields.len());
+    for wit::Field { name, value } in &fields {
+        out.str(name);
+        encode_field_value(out, value);
+    }
+    out.strs(&dependencies);
+    out.strs(&dependency_inputs);
+
+    let wit::Environment {
+        name,
+        remote,
+        platform,
+        options,
+    } = self::environment(environment);
+    out.str(&name);
+    out.u8(u8::from(remote));
+    let platform_pairs = platform.iter().map(|p| (p.name.as_str(), p.value.as_str()));
+    out.pairs(platform_pairs, platform.len());
+    out.len(options.len());
+    for wit::OptionValue { scope, name, value } in &options {
+        out.str(scope);
+        out.str(name);
+        encode_field_value(out, value);
+    }
+}
+
+fn encode_field_value(out: &mut Encoder, value: &wit::FieldValue) {
+    match value {
+        wit::FieldValue::Text(text) => {
+            out.u8(0);
+            out.str(text);
+        }
+        wit::FieldValue::Integer(integer) => {
+            out.u8(1);
+            out.u64(integer.cast_unsigned());
+        }
+        wit::FieldValue::Boolean(boolean) => {
+            out.u8(2);
+            out.u8(u8::from(*boolean));
+        }
+        wit::FieldValue::TextList(list) => {
+            out.u8(3);
+            out.strs(list);
+        }
+    }
+}
+
+/// Where the memo files a target's plan: one slot per target and environment, whatever the
+/// plan's inputs, so that a new plan replaces the one it supersedes.
+pub(crate) fn memo_slot(target: &Target, environment: &Environment) -> Vec<u8> {
+    let mut slot = Encoder::default();
+    slot.str(&target.address.to_string());
+    slot.str(&environment.name);
+    slot.0
 }
 
 fn wit_properties(properties: &[(String, String)]) -> Vec<wit::Property> {

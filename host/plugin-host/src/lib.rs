@@ -29,6 +29,7 @@ mod clocks;
 mod convert;
 mod error;
 mod limits;
+mod memo;
 mod plugin;
 mod plugin_host;
 mod policy;
@@ -40,6 +41,7 @@ mod stderr;
 pub use clocks::FAKE_WALL_CLOCK_START;
 pub use error::{BoxError, CallSite, PluginError};
 pub use limits::PluginLimits;
+pub use memo::PlanMemo;
 pub use plugin::Plugin;
 pub use plugin_host::{PluginHost, WIT_VERSION};
 pub use policy::{

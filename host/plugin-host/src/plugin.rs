@@ -5,12 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use remex_model::{Environment, FieldType, FieldValue, KindSpec, Process, Target};
+use sha2::{Digest, Sha256};
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use crate::cache::Compiled;
 use crate::convert::{self, ToolchainPre, remex::plugin::types as wit};
 use crate::error::{CallSite, PluginError};
 use crate::limits::PluginLimits;
+use crate::memo::{self, Encoder, HostCall, PlanMemo};
 use crate::plugin_host::deadline_ticks;
 use crate::sandbox::{self, PlanCall, StoreLimits, StoreState};
 use crate::services::HostServices;
@@ -30,6 +32,8 @@ pub struct Plugin {
     pre: ToolchainPre<StoreState>,
     limits: PluginLimits,
     pub(crate) compiled: Compiled,
+    /// The SHA-256 of the component's bytes.
+    component_digest: [u8; 32],
 }
 
 impl Plugin {
@@ -39,6 +43,7 @@ impl Plugin {
         pre: ToolchainPre<StoreState>,
         limits: PluginLimits,
         compiled: Compiled,
+        component_digest: [u8; 32],
     ) -> Result<Self, PluginError> {
         let site = CallSite {
             plugin: origin.to_owned(),
@@ -61,6 +66,7 @@ impl Plugin {
             pre,
             limits,
             compiled,
+            component_digest,
         })
     }
 
@@ -101,20 +107,88 @@ impl Plugin {
         repo_root: &Path,
         services: &Arc<dyn HostServices>,
     ) -> Result<Vec<Process>, PluginError> {
-        let site = CallSite {
-            plugin: self.id.clone(),
-            target: Some(target.address.to_string()),
-        };
-        let kind = self.kind(&site, &target.kind)?;
-        let call = PlanCall {
+        let call = self.plan_call(target, environment, repo_root, services)?;
+        self.call_plan(target, environment, call)
+            .map(|(processes, _)| processes)
+    }
+
+    /// Like [`Plugin::plan`], but gives back what `memo` remembers of the same plan when every
+    /// host call it made answers the same now, and otherwise remembers the new plan there.
+    pub fn plan_with_memo(
+        &self,
+        target: &Target,
+        environment: &Environment,
+        repo_root: &Path,
+        services: &Arc<dyn HostServices>,
+        memo: &PlanMemo,
+    ) -> Result<Vec<Process>, PluginError> {
+        let call = self.plan_call(target, environment, repo_root, services)?;
+        let slot = convert::memo_slot(target, environment);
+        let key = self.memo_key(target, environment);
+        if let Some(processes) = memo.recall(&slot, &key, |host_call| call.answers_again(host_call))
+        {
+            return Ok(processes);
+        }
+        let (processes, recorded) = self.call_plan(target, environment, call)?;
+        if let Some(recorded) = recorded {
+            memo.remember(slot, key, &recorded, &processes);
+        }
+        Ok(processes)
+    }
+
+    /// What a plan's result depends on besides its host calls' answers: this host, the
+    /// component, the limits it runs under, and its arguments.
+    fn memo_key(&self, target: &Target, environment: &Environment) -> memo::Hash {
+        let mut key = Encoder::default();
+        key.str(env!("CARGO_PKG_VERSION"));
+        key.str(crate::WIT_VERSION);
+        key.raw(&self.component_digest);
+        for limit in [
+            self.limits.memory_bytes as u64,
+            self.limits.max_result_bytes as u64,
+            self.limits.max_host_calls,
+            self.limits.max_source_bytes,
+        ] {
+            key.u64(limit);
+        }
+        convert::encode_plan_input(&mut key, target, environment);
+        Sha256::digest(&key.0).into()
+    }
+
+    fn plan_call(
+        &self,
+        target: &Target,
+        environment: &Environment,
+        repo_root: &Path,
+        services: &Arc<dyn HostServices>,
+    ) -> Result<PlanCall, PluginError> {
+        let kind = self.kind(&self.site(target), &target.kind)?;
+        Ok(PlanCall {
             target: target.address.to_string(),
             environment: environment.clone(),
             sources: sources(kind, target),
             repo_root: repo_root.to_owned(),
             services: Arc::clone(services),
             max_source_bytes: self.limits.max_source_bytes,
-        };
+        })
+    }
 
+    fn site(&self, target: &Target) -> CallSite {
+        CallSite {
+            plugin: self.id.clone(),
+            target: Some(target.address.to_string()),
+        }
+    }
+
+    /// Runs `plan` in a fresh instance: the processes, and the host calls that shaped them
+    /// (`None` when there were too many to keep).
+    fn call_plan(
+        &self,
+        target: &Target,
+        environment: &Environment,
+        call: PlanCall,
+    ) -> Result<(Vec<Process>, Option<Vec<HostCall>>), PluginError> {
+        let site = self.site(target);
         let mut store = new_store(&self.pre, &self.limits, &self.id, Some(call));
         let (wit_target, wit_environment) =
             (convert::target(target), convert::environment(environment));
@@ -129,11 +203,12 @@ impl Plugin {
             message: err.message,
         })?;
         self.check_size(&site, &processes)?;
-        processes
+        let processes = processes
             .into_iter()
             .map(convert::process)
             .collect::<Result<_, _>>()
-            .map_err(|why| PluginError::InvalidResult { site, why })
+            .map_err(|why| PluginError::InvalidResult { site, why })?;
+        Ok((processes, store.into_data().recorded))
     }
 
     fn kind(&self, site: &CallSite, kind: &str) -> Result<&KindSpec, PluginError> {

@@ -58,11 +58,11 @@ impl PluginHost {
     /// against the host, and calls its `describe`. `origin` (a file path, or `bundled:shell`)
     /// names the plugin in errors until it has said its own name.
     pub fn load(&self, origin: &str, component_bytes: &[u8]) -> Result<Plugin, PluginError> {
-        let (component, compiled) = self
-            .cache
-            .component(&self.engine, origin, component_bytes)?;
+        let (component, compiled, digest) =
+            self.cache
+                .component(&self.engine, origin, component_bytes)?;
         let pre = self.link(origin, &component)?;
-        Plugin::describe(origin, pre, self.limits.clone(), compiled)
+        Plugin::describe(origin, pre, self.limits.clone(), compiled, digest)
     }
 
     /// The limits plugins run under.
@@ -149,7 +149,11 @@ fn instance_pool(limits: &PluginLimits) -> PoolingAllocationConfig {
         .total_tables(MAX_LIVE_INSTANCES * 4)
         .max_memory_size(limits.memory_bytes.min(MAX_MEMORY_RESERVATION))
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES);
+        .table_keep_resident(KEEP_RESIDENT_BYTES)
+        // Calls run synchronously on the caller's stack, so there are no fiber stacks to pool;
+        // the default reserves 1,000 and protects a guard page of each when the engine is
+        // made, then unmaps as many pieces when it goes.
+        .total_stacks(0);
     pool
 }
 

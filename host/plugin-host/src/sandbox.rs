@@ -18,12 +18,17 @@ use crate::convert::Toolchain;
 use crate::convert::remex::plugin::host::{self, LogLevel};
 use crate::convert::remex::plugin::types;
 use crate::limits::MemoryLimiter;
-use crate::probe::Probe;
+use crate::memo::{self, HostCall};
+use crate::probe::{Probe, ProbeResult};
 use crate::services::HostServices;
 use crate::stderr::StderrTail;
 
 /// The most elements a plugin's tables may hold; Rust guests need a few hundred.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// How much a plan's recorded host calls may hold before the plan is no longer worth
+/// remembering (a plan making that many calls is planned again in every run).
+const MAX_RECORDED_BYTES: usize = 1 << 20;
 
 /// How much of one log message is kept.
 const MAX_LOG_MESSAGE_BYTES: usize = 4 * 1024;
@@ -71,6 +76,10 @@ pub(crate) struct StoreState {
     /// `name@version` (or the origin while describing), for log events.
     plugin: String,
     call: Option<PlanCall>,
+    /// The host calls of a plan that change what it returns, in order, with their answers;
+    /// `None` once they went past [`MAX_RECORDED_BYTES`], and the plan is not remembered.
+    pub(crate) recorded: Option<Vec<HostCall>>,
+    recorded_bytes: usize,
 }
 
 /// The limits one store enforces.
@@ -100,6 +109,8 @@ pub(crate) fn new_store(
         host_calls_exceeded: false,
         plugin: plugin.to_owned(),
         call,
+        recorded: Some(Vec::new()),
+        recorded_bytes: 0,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
@@ -149,6 +160,18 @@ impl StoreState {
     }
 }
 
+impl StoreState {
+    fn record(&mut self, call: HostCall) {
+        self.recorded_bytes = self.recorded_bytes.saturating_add(call.size_bytes());
+        if self.recorded_bytes > MAX_RECORDED_BYTES {
+            self.recorded = None;
+        }
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push(call);
+        }
+    }
+}
+
 impl types::Host for StoreState {}
 
 impl host::Host for StoreState {
@@ -177,12 +200,13 @@ impl host::Host for StoreState {
         let Some(call) = &self.call else {
             return Ok(None);
         };
-        if !is_file_name(&name) {
-            return Ok(None);
-        }
-        Ok(call
-            .services
-            .find_binary(&call.environment, &name, &search_path))
+        let found = call.find_binary(&name, &search_path);
+        self.record(HostCall::FindBinary {
+            name,
+            search_path,
+            found: found.clone(),
+        });
+        Ok(found)
     }
 
     fn run_probe(
@@ -200,27 +224,72 @@ impl host::Host for StoreState {
             argv,
             env: env.into_iter().map(|var| (var.name, var.value)).collect(),
         };
-        let result = call.services.run_probe(&call.environment, &probe);
+        let result = call.run_probe(&probe);
         tracing::trace!(plugin = %self.plugin, target = call.target, ?probe, "plugin probe");
-        Ok(result
-            .map(|done| host::ProbeResult {
-                exit_code: done.exit_code,
-                stdout: done.stdout,
-                stderr: done.stderr,
-            })
-            .map_err(|err| err.to_string()))
+        self.record(HostCall::RunProbe {
+            answer: memo::probe_answer(&result),
+            argv: probe.argv,
+            env: probe.env,
+        });
+        Ok(result.map(|done| host::ProbeResult {
+            exit_code: done.exit_code,
+            stdout: done.stdout,
+            stderr: done.stderr,
+        }))
     }
 
     fn read_source(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
         self.count_host_call()?;
-        Ok(match &self.call {
-            Some(call) => call.read_source(&path),
-            None => Err("no target is being planned, so there are no sources to read".to_owned()),
-        })
+        let Some(call) = &self.call else {
+            return Ok(Err(
+                "no target is being planned, so there are no sources to read".to_owned(),
+            ));
+        };
+        let content = call.read_source(&path);
+        self.record(HostCall::ReadSource {
+            answer: memo::source_answer(&content),
+            path,
+        });
+        Ok(content)
     }
 }
 
 impl PlanCall {
+    /// Whether `call` gets the answer it was recorded with, asked again now.
+    pub(crate) fn answers_again(&self, call: &HostCall) -> bool {
+        match call {
+            HostCall::FindBinary {
+                name,
+                search_path,
+                found,
+            } => self.find_binary(name, search_path) == *found,
+            HostCall::RunProbe { argv, env, answer } => {
+                let probe = Probe {
+                    argv: argv.clone(),
+                    env: env.clone(),
+                };
+                memo::probe_answer(&self.run_probe(&probe)) == *answer
+            }
+            HostCall::ReadSource { path, answer } => {
+                memo::source_answer(&self.read_source(path)) == *answer
+            }
+        }
+    }
+
+    fn find_binary(&self, name: &str, search_path: &[String]) -> Option<String> {
+        if !is_file_name(name) {
+            return None;
+        }
+        self.services
+            .find_binary(&self.environment, name, search_path)
+    }
+
+    fn run_probe(&self, probe: &Probe) -> Result<ProbeResult, String> {
+        self.services
+            .run_probe(&self.environment, probe)
+            .map_err(|err| err.to_string())
+    }
+
     fn read_source(&self, path: &str) -> Result<Vec<u8>, String> {
         // The set comes from the host's own glob resolution; the path check guards against a
         // BUILD-level mistake ever turning into a read outside the repository.

@@ -3,6 +3,7 @@
 
 mod cache;
 mod hostile;
+mod memo;
 mod python;
 mod shell;
 

@@ -87,7 +87,7 @@ impl PolicyEngine {
 
     fn compile(&self, id: &str, origin: &str, bytes: &[u8]) -> Result<Component, PolicyError> {
         match self.cache.component(&self.engine, origin, bytes) {
-            Ok((component, _)) => Ok(component),
+            Ok((component, _, _)) => Ok(component),
             Err(PluginError::Compile { source, .. }) => Err(PolicyError::Compile {
                 policy: id.to_owned(),
                 origin: origin.to_owned(),
