@@ -21,6 +21,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use remex_proto::reapi;
+use rustix::fs::{Mode, OFlags};
 
 use crate::digest::{Digest, READ_BUFFER_BYTES, hash_known_size};
 use crate::file_digests::{FileDigests, FileStamp, path_key};
@@ -177,9 +178,11 @@ fn walk(root: &Path, threads: usize, cache: Option<&FileDigests>) -> io::Result<
                 let queue = &queue;
                 scope.spawn(move || {
                     let mut listed = Vec::new();
+                    let mut buffer = vec![0u8; SMALL_FILE_BYTES as usize];
                     while let Some(dir) = queue.next() {
                         let unwinding = StopOnPanic(queue);
-                        let subdirs = list_directory(dir, (worker, listed.len()), cache);
+                        let place = (worker, listed.len());
+                        let subdirs = list_directory(dir, place, cache, &mut buffer);
                         mem::forget(unwinding);
                         queue.finish(subdirs.map(|(walked, subdirs)| {
                             listed.push(walked);
@@ -218,12 +221,20 @@ fn join<T>(worker: std::thread::ScopedJoinHandle<'_, T>) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Lists one directory: its files (looked up in `cache`), symlinks and subdirectories, the
-/// last to be listed in turn. `place` is where the listing thread keeps the result.
+/// Files up to this size are hashed by the thread that lists their directory, opened relative
+/// to it: for a small file the kernel's work (a path walk from the root for every `open`, and
+/// the file's pages scattered among other directories' reads) costs more than hashing it.
+/// Larger files wait for the hashing step, which spreads them over the threads largest first.
+const SMALL_FILE_BYTES: u64 = 64 * 1024;
+
+/// Lists one directory: its files (looked up in `cache`, and hashed now when they are small),
+/// symlinks and subdirectories, the last to be listed in turn. `place` is where the listing
+/// thread keeps the result; `buffer` holds [`SMALL_FILE_BYTES`].
 fn list_directory(
     dir: PendingDir,
     place: (usize, usize),
     cache: Option<&FileDigests>,
+    buffer: &mut [u8],
 ) -> io::Result<(WalkedDir, Vec<PendingDir>)> {
     let mut walked = WalkedDir {
         parent: None,
@@ -288,7 +299,55 @@ fn list_directory(
             digest.is_none()
         });
     }
+    hash_small_files(&mut walked, cache, buffer)?;
     Ok((walked, subdirs))
+}
+
+/// Hashes the directory's missing files of at most [`SMALL_FILE_BYTES`], each opened relative
+/// to the directory, and takes them off its missing list.
+fn hash_small_files(
+    walked: &mut WalkedDir,
+    cache: Option<&FileDigests>,
+    buffer: &mut [u8],
+) -> io::Result<()> {
+    let is_small = |file: &MissingFile| file.stamp.size() <= SMALL_FILE_BYTES;
+    if !walked.missing.iter().any(is_small) {
+        return Ok(());
+    }
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let directory = rustix::fs::open(&walked.path, flags | OFlags::DIRECTORY, Mode::empty())?;
+    let mut error = None;
+    walked.missing.retain(|file| {
+        if error.is_some() || !is_small(file) {
+            return true;
+        }
+        let entry = &mut walked.files[file.index];
+        let size = file.stamp.size();
+        let hashed_at = SystemTime::now();
+        let hashed = if size == 0 {
+            // Nothing to read: as `hash_known_size` would, without opening the file.
+            Ok(Digest::EMPTY)
+        } else {
+            rustix::fs::openat(&directory, entry.name.as_str(), flags, Mode::empty())
+                .map_err(io::Error::from)
+                .and_then(|fd| hash_known_size(&mut fs::File::from(fd), buffer, size))
+        };
+        match hashed {
+            Ok(digest) => {
+                if let Some(cache) = cache {
+                    cache.record_key(file.key, &file.stamp, digest, hashed_at);
+                }
+                entry.digest = Some(digest);
+                false
+            }
+            Err(e) => {
+                let path = walked.path.join(&entry.name);
+                error = Some(io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+                true
+            }
+        }
+    });
+    error.map_or(Ok(()), Err)
 }
 
 fn not_utf8(path: &Path) -> io::Error {
