@@ -14,15 +14,17 @@ pub fn run(settings: &Settings, _: &Limits) -> anyhow::Result<Vec<Row>> {
     let count = settings.sizes.plan_targets;
     let mut empty = Vec::new();
     let mut tests = Vec::new();
+    let mut remembered = Vec::new();
     for rep in 0..=settings.reps {
-        let (e, t) = plan_once(settings, count)?;
-        eprintln!("plan rep {rep}: empty {e:.1} µs, python_tests {t:.1} µs");
+        let (e, t, r) = plan_once(settings, count)?;
+        eprintln!("plan rep {rep}: empty {e:.1} µs, python_tests {t:.1} µs, remembered {r:.1} µs");
         if rep > 0 {
             empty.push(e);
             tests.push(t);
+            remembered.push(r);
         }
     }
-    let (empty, tests) = (median(&empty), median(&tests));
+    let (empty, tests, remembered) = (median(&empty), median(&tests), median(&remembered));
     let workload = format!("{count} `python_tests` targets, bundled python plugin");
     Ok(vec![
         Row::new("plan", "plan per target", &workload)
@@ -32,11 +34,16 @@ pub fn run(settings: &Settings, _: &Limits) -> anyhow::Result<Vec<Row>> {
         Row::new("plan", "empty plugin call (baseline)", &workload)
             .value(format!("{empty:.1} µs"))
             .target("(context)", Verdict::Info),
+        Row::new("plan", "remembered plan (plan memo, next run)", &workload)
+            .value(format!("{remembered:.1} µs"))
+            .ratio(remembered / tests, "of a plan")
+            .target("(context)", Verdict::Info),
     ])
 }
 
-/// Microseconds per empty call and per `python_tests` plan, from one run of the example.
-fn plan_once(settings: &Settings, count: usize) -> anyhow::Result<(f64, f64)> {
+/// Microseconds per empty call, per `python_tests` plan and per plan given back by the plan
+/// memo, from one run of the example.
+fn plan_once(settings: &Settings, count: usize) -> anyhow::Result<(f64, f64, f64)> {
     let example = &settings.plan_example;
     let output = Command::new(example)
         .arg(count.to_string())
@@ -57,5 +64,9 @@ fn plan_once(settings: &Settings, count: usize) -> anyhow::Result<(f64, f64)> {
             .unwrap_or_default();
         Ok(number.parse()?)
     };
-    Ok((micros("empty plugin call:")?, micros("python_tests plan:")?))
+    Ok((
+        micros("empty plugin call:")?,
+        micros("python_tests plan:")?,
+        micros("remembered plan:")?,
+    ))
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use remex_model::{Address, Environment, FieldValue, Location, Target};
-use remex_plugin_host::{HostServices, LocalHostServices, Plugin, PluginHost, PluginLimits};
+use remex_plugin_host::{
+    HostServices, LocalHostServices, PlanMemo, Plugin, PluginHost, PluginLimits,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args().nth(1).map_or(Ok(10_000), |n| n.parse())?;
@@ -28,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let empty_cost = plan_all(&plugin, &services, &environment, count, empty)?;
     let tests_cost = plan_all(&plugin, &services, &environment, count, tests)?;
+    let remembered_cost = remembered(&plugin, &services, &environment, count, tests)?;
     println!("targets: {count}");
     println!(
         "empty plugin call:  {:>8.1} µs per call",
@@ -37,8 +40,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "python_tests plan:  {:>8.1} µs per target",
         micros(tests_cost, count)
     );
+    println!(
+        "remembered plan:    {:>8.1} µs per target",
+        micros(remembered_cost, count)
+    );
     println!("total python_tests: {tests_cost:.2?}");
     Ok(())
+}
+
+/// Plans every target once into a plan memo, saves it, and times planning them all again
+/// through the memo read back, as the next `remex test` would.
+fn remembered(
+    plugin: &Plugin,
+    services: &Arc<dyn HostServices>,
+    environment: &Environment,
+    count: usize,
+    make: impl Fn(usize) -> Target,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let open = || PlanMemo::open(dir.path().join("plans"), dir.path().join("tmp"));
+    let memo = open();
+    for i in 0..count {
+        plugin.plan_with_memo(&make(i), environment, Path::new("/"), services, &memo)?;
+    }
+    memo.save()?;
+    let memo = open();
+    let started = Instant::now();
+    for i in 0..count {
+        plugin.plan_with_memo(&make(i), environment, Path::new("/"), services, &memo)?;
+    }
+    let elapsed = started.elapsed();
+    if memo.recalled() != count {
+        return Err(format!("{} of {count} plans were remembered", memo.recalled()).into());
+    }
+    Ok(elapsed)
 }
 
 fn plan_all(

@@ -40,8 +40,10 @@ const MAGIC: &[u8; 8] = b"remexPM\n";
 /// Bumped whenever the layout changes, or what a key or a body holds.
 const VERSION: u32 = 1;
 
-/// At most this many entries are saved; entries used in this run are kept first.
+/// At most this many entries, and about this many bytes of them, are saved; entries used in
+/// this run are kept first. The bytes bound what every run reads back.
 const MAX_SAVED_ENTRIES: usize = 200_000;
+const MAX_SAVED_BYTES: usize = 128 << 20;
 
 /// A SHA-256, as the memo keys plans and compares answers.
 pub(crate) type Hash = [u8; 32];
@@ -219,6 +221,9 @@ impl PlanMemo {
         let (used, unused): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, e)| e.used);
         let mut body = Encoder::default();
         for (slot, entry) in used.into_iter().chain(unused).take(MAX_SAVED_ENTRIES) {
+            if body.0.len() + slot.len() + entry.body.len() > MAX_SAVED_BYTES {
+                continue;
+            }
             body.bytes(slot);
             body.raw(&entry.key);
             body.bytes(&entry.body);

@@ -108,7 +108,7 @@ impl Plugin {
         services: &Arc<dyn HostServices>,
     ) -> Result<Vec<Process>, PluginError> {
         let call = self.plan_call(target, environment, repo_root, services)?;
-        self.call_plan(target, environment, call)
+        self.call_plan(target, environment, call, false)
             .map(|(processes, _)| processes)
     }
 
@@ -129,7 +129,7 @@ impl Plugin {
         {
             return Ok(processes);
         }
-        let (processes, recorded) = self.call_plan(target, environment, call)?;
+        let (processes, recorded) = self.call_plan(target, environment, call, true)?;
         if let Some(recorded) = recorded {
             memo.remember(slot, key, &recorded, &processes);
         }
@@ -180,16 +180,20 @@ impl Plugin {
         }
     }
 
-    /// Runs `plan` in a fresh instance: the processes, and the host calls that shaped them
-    /// (`None` when there were too many to keep).
+    /// Runs `plan` in a fresh instance: the processes, and when `record` the host calls that
+    /// shaped them (`None` when not recording, or when there were too many to keep).
     fn call_plan(
         &self,
         target: &Target,
         environment: &Environment,
         call: PlanCall,
+        record: bool,
     ) -> Result<(Vec<Process>, Option<Vec<HostCall>>), PluginError> {
         let site = self.site(target);
         let mut store = new_store(&self.pre, &self.limits, &self.id, Some(call));
+        if !record {
+            store.data_mut().recorded = None;
+        }
         let (wit_target, wit_environment) =
             (convert::target(target), convert::environment(environment));
         let outcome = self

@@ -161,7 +161,12 @@ impl StoreState {
 }
 
 impl StoreState {
-    fn record(&mut self, call: HostCall) {
+    /// Records the call `describe` gives, made only when the plan is being recorded.
+    fn record(&mut self, describe: impl FnOnce() -> HostCall) {
+        if self.recorded.is_none() {
+            return;
+        }
+        let call = describe();
         self.recorded_bytes = self.recorded_bytes.saturating_add(call.size_bytes());
         if self.recorded_bytes > MAX_RECORDED_BYTES {
             self.recorded = None;
@@ -201,7 +206,7 @@ impl host::Host for StoreState {
             return Ok(None);
         };
         let found = call.find_binary(&name, &search_path);
-        self.record(HostCall::FindBinary {
+        self.record(|| HostCall::FindBinary {
             name,
             search_path,
             found: found.clone(),
@@ -226,7 +231,7 @@ impl host::Host for StoreState {
         };
         let result = call.run_probe(&probe);
         tracing::trace!(plugin = %self.plugin, target = call.target, ?probe, "plugin probe");
-        self.record(HostCall::RunProbe {
+        self.record(|| HostCall::RunProbe {
             answer: memo::probe_answer(&result),
             argv: probe.argv,
             env: probe.env,
@@ -246,7 +251,7 @@ impl host::Host for StoreState {
             ));
         };
         let content = call.read_source(&path);
-        self.record(HostCall::ReadSource {
+        self.record(|| HostCall::ReadSource {
             answer: memo::source_answer(&content),
             path,
         });
