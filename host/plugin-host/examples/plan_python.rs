@@ -25,11 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let empty = |i| target(i, "python_sources", "lib.py");
     let tests = |i| target(i, "python_tests", "test_lib.py");
     // One of each first, so the probes' single real run is not part of either figure.
-    plan_all(&plugin, &services, &environment, 1, empty)?;
-    plan_all(&plugin, &services, &environment, 1, tests)?;
+    plan_all(&plugin, &services, &environment, 1, empty, None)?;
+    plan_all(&plugin, &services, &environment, 1, tests, None)?;
 
-    let empty_cost = plan_all(&plugin, &services, &environment, count, empty)?;
-    let tests_cost = plan_all(&plugin, &services, &environment, count, tests)?;
+    let empty_cost = plan_all(&plugin, &services, &environment, count, empty, None)?;
+    let tests_cost = plan_all(&plugin, &services, &environment, count, tests, None)?;
     let remembered_cost = remembered(&plugin, &services, &environment, count, tests)?;
     println!("targets: {count}");
     println!(
@@ -60,16 +60,10 @@ fn remembered(
     let dir = tempfile::tempdir()?;
     let open = || PlanMemo::open(dir.path().join("plans"), dir.path().join("tmp"));
     let memo = open();
-    for i in 0..count {
-        plugin.plan_with_memo(&make(i), environment, Path::new("/"), services, &memo)?;
-    }
+    plan_all(plugin, services, environment, count, &make, Some(&memo))?;
     memo.save()?;
     let memo = open();
-    let started = Instant::now();
-    for i in 0..count {
-        plugin.plan_with_memo(&make(i), environment, Path::new("/"), services, &memo)?;
-    }
-    let elapsed = started.elapsed();
+    let elapsed = plan_all(plugin, services, environment, count, &make, Some(&memo))?;
     if memo.recalled() != count {
         return Err(format!("{} of {count} plans were remembered", memo.recalled()).into());
     }
@@ -82,10 +76,16 @@ fn plan_all(
     environment: &Environment,
     count: usize,
     make: impl Fn(usize) -> Target,
+    memo: Option<&PlanMemo>,
 ) -> Result<Duration, Box<dyn std::error::Error>> {
+    let repo_root = Path::new("/");
     let started = Instant::now();
     for i in 0..count {
-        plugin.plan(&make(i), environment, Path::new("/"), services)?;
+        let target = make(i);
+        match memo {
+            Some(memo) => plugin.plan_with_memo(&target, environment, repo_root, services, memo)?,
+            None => plugin.plan(&target, environment, repo_root, services)?,
+        };
     }
     Ok(started.elapsed())
 }
