@@ -42,6 +42,12 @@ impl CompileCache {
         }
     }
 
+    /// A SHA-256 naming the engine's configuration and the machine features its code is
+    /// compiled for.
+    pub(crate) fn engine_key(&self) -> &[u8; 32] {
+        &self.engine_key
+    }
+
     /// The component for `bytes`, from the cache when it is there, and the SHA-256 of `bytes`.
     pub(crate) fn component(
         &self,

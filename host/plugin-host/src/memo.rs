@@ -17,6 +17,11 @@
 //!
 //! Entries are filed by slot, the target's address and environment name, and a new plan of a
 //! slot replaces the old one: a target edited a hundred times has one entry, not a hundred.
+//! An entry no run has used in [`MAX_UNUSED_SAVES`] saves (a deleted target's) is dropped, and
+//! a save removes other repositories' memo files untouched for [`STALE_FILE_AGE`] (checkouts
+//! that are gone). The key leaves the deadline out: a plugin cannot see time, so a plan that
+//! finished within it is the same plan under any deadline; asking the calls again is bounded by
+//! the probes' own timeout and the cap on a source's size.
 //! One file holds one repository's memo (see [`PlanMemo::open`]); like the file-digest cache,
 //! a missing, damaged or other-version file reads as empty, and [`PlanMemo::save`] writes a
 //! temporary file and renames it into place. Of two processes saving at once, the last rename
@@ -28,22 +33,35 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use remex_model::Process;
 use sha2::{Digest, Sha256};
 use tempfile::NamedTempFile;
 
 /// The file starts with this, a little-endian `u32` format version, the SHA-256 of the rest,
-/// then its entries, each a slot, a key and a body (see [`Encoder`] for how each is written).
+/// then the number of saves so far and its entries, each a slot, a key, the save that last used
+/// it and a body (see [`Encoder`] for how each is written).
 const MAGIC: &[u8; 8] = b"remexPM\n";
 /// Bumped whenever the layout changes, or what a key or a body holds.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+/// An entry unused by this many saves in a row is dropped.
+const MAX_UNUSED_SAVES: u64 = 32;
+
+/// Another repository's memo file not written for this long is removed by a save.
+const STALE_FILE_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What one call is charged, besides its text, against the cap on what a plan's recorded calls
+/// may hold: about what it takes in memory and in the file.
+const CALL_OVERHEAD_BYTES: usize = 64;
 
 /// At most this many entries, and about this many bytes of them, are saved; entries used in
 /// this run are kept first. The bytes bound what every run reads back.
 const MAX_SAVED_ENTRIES: usize = 200_000;
 const MAX_SAVED_BYTES: usize = 128 << 20;
+/// A file larger than what a save writes is not read at all.
+const MAX_FILE_BYTES: u64 = (MAX_SAVED_BYTES + MAX_SAVED_ENTRIES * 64 + 1024) as u64;
 
 /// A SHA-256, as the memo keys plans and compares answers.
 pub(crate) type Hash = [u8; 32];
@@ -68,10 +86,10 @@ pub(crate) enum HostCall {
 }
 
 impl HostCall {
-    /// About how much memory the call holds.
+    /// About how much memory the call holds, and so what it is charged.
     pub(crate) fn size_bytes(&self) -> usize {
         let texts = |list: &[String]| list.iter().map(|t| t.len() + 24).sum::<usize>();
-        match self {
+        let text = match self {
             Self::FindBinary {
                 name,
                 search_path,
@@ -85,7 +103,8 @@ impl HostCall {
                         .sum::<usize>()
             }
             Self::ReadSource { path, .. } => path.len(),
-        }
+        };
+        CALL_OVERHEAD_BYTES + text
     }
 }
 
@@ -93,6 +112,8 @@ impl HostCall {
 pub struct PlanMemo {
     file: PathBuf,
     temp_dir: PathBuf,
+    /// How many times the file was saved before it was read.
+    saves: u64,
     entries: Mutex<HashMap<Vec<u8>, Entry>>,
     /// Whether a plan was remembered since the file was read or written.
     changed: AtomicBool,
@@ -103,6 +124,8 @@ pub struct PlanMemo {
 
 struct Entry {
     key: Hash,
+    /// The save that last used it, counted as [`PlanMemo::saves`] is.
+    last_used: u64,
     /// The host calls and processes, encoded; decoded only when recalled.
     body: Vec<u8>,
     /// Recalled or remembered by this process.
@@ -114,20 +137,21 @@ impl PlanMemo {
     /// `temp_dir` is where [`PlanMemo::save`] writes before renaming; it must be on the same
     /// file system as `file`.
     pub fn open(file: PathBuf, temp_dir: PathBuf) -> Self {
-        let entries = match fs::read(&file) {
+        let (saves, entries) = match read_bounded(&file) {
             Ok(bytes) => decode_file(&bytes).unwrap_or_else(|why| {
                 tracing::debug!(file = %file.display(), why, "ignoring the plan memo");
-                HashMap::new()
+                (0, HashMap::new())
             }),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => HashMap::new(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => (0, HashMap::new()),
             Err(err) => {
                 tracing::debug!(file = %file.display(), %err, "cannot read the plan memo");
-                HashMap::new()
+                (0, HashMap::new())
             }
         };
         Self {
             file,
             temp_dir,
+            saves,
             entries: Mutex::new(entries),
             changed: AtomicBool::new(false),
             recalled: AtomicUsize::new(0),
@@ -183,6 +207,7 @@ impl PlanMemo {
         let body = encode_body(calls, processes);
         let entry = Entry {
             key,
+            last_used: self.saves + 1,
             body,
             used: true,
         };
@@ -199,8 +224,30 @@ impl PlanMemo {
         let result = self.write_file();
         if result.is_err() {
             self.changed.store(true, Ordering::Relaxed);
+        } else {
+            self.remove_stale_files();
         }
         result
+    }
+
+    /// Removes the memo files beside this one that no run has written for [`STALE_FILE_AGE`].
+    /// Best effort: a file that cannot be looked at is left alone.
+    fn remove_stale_files(&self) {
+        let Some(dir) = self.file.parent() else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let modified = entry.metadata().and_then(|m| m.modified());
+            let age = modified.ok().and_then(|m| now.duration_since(m).ok());
+            if path != self.file && age.is_some_and(|age| age > STALE_FILE_AGE) {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 
     fn write_file(&self) -> io::Result<()> {
@@ -215,18 +262,31 @@ impl PlanMemo {
         Ok(())
     }
 
-    /// The file's bytes: every used entry, then unused ones while under the cap.
+    /// The file's bytes: every used entry, then unused ones not yet too old, while under the
+    /// caps.
     fn encode(&self) -> Vec<u8> {
+        let saves = self.saves + 1;
         let entries = self.lock();
-        let (used, unused): (Vec<_>, Vec<_>) = entries.iter().partition(|(_, e)| e.used);
+        let recent = |entry: &Entry| entry.last_used + MAX_UNUSED_SAVES >= saves;
+        let (used, unused): (Vec<_>, Vec<_>) = entries
+            .iter()
+            .filter(|(_, entry)| entry.used || recent(entry))
+            .partition(|(_, entry)| entry.used);
         let mut body = Encoder::default();
-        for (slot, entry) in used.into_iter().chain(unused).take(MAX_SAVED_ENTRIES) {
+        body.u64(saves);
+        let mut count = 0;
+        for (slot, entry) in used.into_iter().chain(unused) {
+            if count == MAX_SAVED_ENTRIES {
+                break;
+            }
             if body.0.len() + slot.len() + entry.body.len() > MAX_SAVED_BYTES {
                 continue;
             }
             body.bytes(slot);
             body.raw(&entry.key);
+            body.u64(if entry.used { saves } else { entry.last_used });
             body.bytes(&entry.body);
+            count += 1;
         }
         let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + 32 + body.0.len());
         bytes.extend_from_slice(MAGIC);
@@ -251,7 +311,19 @@ impl std::fmt::Debug for PlanMemo {
     }
 }
 
-fn decode_file(bytes: &[u8]) -> Result<HashMap<Vec<u8>, Entry>, &'static str> {
+/// The file's bytes, unless it is larger than any save writes.
+fn read_bounded(file: &std::path::Path) -> io::Result<Vec<u8>> {
+    let mut opened = fs::File::open(file)?;
+    if opened.metadata()?.len() > MAX_FILE_BYTES {
+        return Err(io::Error::other("larger than a plan memo can be"));
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut opened, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// The number of saves and the entries a file holds.
+fn decode_file(bytes: &[u8]) -> Result<(u64, HashMap<Vec<u8>, Entry>), &'static str> {
     let mut header = Decoder(bytes);
     if header.raw(MAGIC.len()) != Some(MAGIC.as_slice()) {
         return Err("not a plan memo");
@@ -265,15 +337,18 @@ fn decode_file(bytes: &[u8]) -> Result<HashMap<Vec<u8>, Entry>, &'static str> {
     }
     let mut entries = HashMap::new();
     let mut reader = header;
+    let saves = reader.u64().ok_or("truncated header")?;
     while !reader.0.is_empty() {
         let mut entry = || {
             let slot = reader.bytes()?.to_vec();
             let key = reader.raw(32)?.try_into().ok()?;
+            let last_used = reader.u64()?;
             let body = reader.bytes()?.to_vec();
             Some((
                 slot,
                 Entry {
                     key,
+                    last_used,
                     body,
                     used: false,
                 },
@@ -282,7 +357,7 @@ fn decode_file(bytes: &[u8]) -> Result<HashMap<Vec<u8>, Entry>, &'static str> {
         let (slot, entry) = entry().ok_or("truncated entry")?;
         entries.insert(slot, entry);
     }
-    Ok(entries)
+    Ok((saves, entries))
 }
 
 fn encode_body(calls: &[HostCall], processes: &[Process]) -> Vec<u8> {
@@ -332,7 +407,8 @@ fn encode_body(calls: &[HostCall], processes: &[Process]) -> Vec<u8> {
         match process.timeout {
             Some(timeout) => {
                 out.u8(1);
-                out.u64(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+                out.u64(timeout.as_secs());
+                out.u64(u64::from(timeout.subsec_nanos()));
             }
             None => out.u8(0),
         }
@@ -383,7 +459,10 @@ fn decode_body(body: &[u8]) -> Option<(Vec<HostCall>, Vec<Process>)> {
                 working_directory: input.string()?,
                 timeout: match input.u8()? {
                     0 => None,
-                    _ => Some(Duration::from_nanos(input.u64()?)),
+                    _ => Some(Duration::new(
+                        input.u64()?,
+                        u32::try_from(input.u64()?).ok()?,
+                    )),
                 },
                 platform: input.pairs()?,
             })
@@ -392,7 +471,7 @@ fn decode_body(body: &[u8]) -> Option<(Vec<HostCall>, Vec<Process>)> {
     input.0.is_empty().then_some((calls, processes))
 }
 
-/// Writes the memo's plain binary encoding: integers little-endian, a length as a `u32`, a
+/// Writes the memo's plain binary encoding: integers little-endian, a length as a `u64`, a
 /// string or byte string as its length then its bytes, a list as its length then its items.
 /// The same encoding, fed into SHA-256, makes the memo's keys, so that no two different inputs
 /// can be written alike.
@@ -409,9 +488,7 @@ impl Encoder {
     }
 
     pub(crate) fn len(&mut self, len: usize) {
-        // Nothing a plugin is given or returns comes near 4 GiB: its memory is capped below.
-        let len = u32::try_from(len).unwrap_or(u32::MAX);
-        self.0.extend_from_slice(&len.to_le_bytes());
+        self.u64(len as u64);
     }
 
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
@@ -467,7 +544,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.u32()?).ok()
+        usize::try_from(self.u64()?).ok()
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {

@@ -32,8 +32,8 @@ pub struct Plugin {
     pre: ToolchainPre<StoreState>,
     limits: PluginLimits,
     pub(crate) compiled: Compiled,
-    /// The SHA-256 of the component's bytes.
-    component_digest: [u8; 32],
+    /// A SHA-256 of the component's bytes and of the engine's configuration.
+    identity: [u8; 32],
 }
 
 impl Plugin {
@@ -43,7 +43,7 @@ impl Plugin {
         pre: ToolchainPre<StoreState>,
         limits: PluginLimits,
         compiled: Compiled,
-        component_digest: [u8; 32],
+        identity: [u8; 32],
     ) -> Result<Self, PluginError> {
         let site = CallSite {
             plugin: origin.to_owned(),
@@ -66,7 +66,7 @@ impl Plugin {
             pre,
             limits,
             compiled,
-            component_digest,
+            identity,
         })
     }
 
@@ -136,13 +136,15 @@ impl Plugin {
         Ok(processes)
     }
 
-    /// What a plan's result depends on besides its host calls' answers: this host, the
-    /// component, the limits it runs under, and its arguments.
+    /// What a plan's result depends on besides its host calls' answers: this build of the
+    /// host, the component and the engine, the limits it runs under, and its arguments. The
+    /// deadline is left out: a plugin cannot see time, so a plan that finished in time is the
+    /// same plan under any deadline.
     fn memo_key(&self, target: &Target, environment: &Environment) -> memo::Hash {
         let mut key = Encoder::default();
-        key.str(env!("CARGO_PKG_VERSION"));
+        key.str(env!("REMEX_PLUGIN_HOST_BUILD"));
         key.str(crate::WIT_VERSION);
-        key.raw(&self.component_digest);
+        key.raw(&self.identity);
         for limit in [
             self.limits.memory_bytes as u64,
             self.limits.max_result_bytes as u64,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -62,7 +63,14 @@ impl PluginHost {
             self.cache
                 .component(&self.engine, origin, component_bytes)?;
         let pre = self.link(origin, &component)?;
-        Plugin::describe(origin, pre, self.limits.clone(), compiled, digest)
+        // What a plan depends on besides its arguments: the component, and the engine that
+        // runs it (a new wasmtime or other machine features may compute differently).
+        let identity = Sha256::new()
+            .chain_update(self.cache.engine_key())
+            .chain_update(digest)
+            .finalize()
+            .into();
+        Plugin::describe(origin, pre, self.limits.clone(), compiled, identity)
     }
 
     /// The limits plugins run under.

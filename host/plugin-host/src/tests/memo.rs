@@ -243,3 +243,60 @@ fn a_probe_answering_differently_is_planned_again() {
     plan(&python("3.12.1\n"));
     assert_eq!(memo.recalled(), 1);
 }
+
+/// A timeout past 2^64 ns (about 584 years) comes back whole, so that a remembered plan and a
+/// fresh one make the same action digest.
+#[test]
+fn a_long_timeout_comes_back_from_the_memo_unchanged() {
+    let (dir, file) = memo_dir();
+    let fake = FakeServices::with(&[("zip", "/usr/bin/zip")]);
+    let memo = open(&dir, &file);
+    let mut long = zip_target("zip -r out.zip .");
+    long.fields.insert(
+        "timeout".to_owned(),
+        remex_model::FieldValue::Integer(20_000_000_000),
+    );
+    let fresh = plan_shell(&memo, &long, &fake);
+    let recalled = plan_shell(&memo, &long, &fake);
+    assert_eq!(memo.recalled(), 1);
+    assert_eq!(recalled[0].timeout, fresh[0].timeout);
+}
+
+/// The cap on what a plan's recorded host calls hold charges every call, so that 100,000 calls
+/// with empty strings (the default cap on host calls) are not kept as if they were nothing.
+#[test]
+fn recorded_calls_are_charged_for_what_they_hold() {
+    use crate::memo::HostCall;
+
+    let empty = HostCall::FindBinary {
+        name: String::new(),
+        search_path: Vec::new(),
+        found: None,
+    };
+    let calls = vec![empty; 100_000];
+    let charged: usize = calls.iter().map(HostCall::size_bytes).sum();
+    let (dir, file) = memo_dir();
+    let memo = open(&dir, &file);
+    memo.remember(b"slot".to_vec(), [0; 32], &calls, &[]);
+    memo.save().expect("saves");
+    let saved = std::fs::metadata(&file).expect("saved").len();
+    assert!(
+        charged as u64 >= saved / 2,
+        "charged {charged} bytes for calls that take {saved} bytes on disk"
+    );
+}
+
+#[test]
+fn an_entry_no_run_uses_is_dropped_after_a_number_of_saves() {
+    let (dir, file) = memo_dir();
+    let memo = open(&dir, &file);
+    memo.remember(b"old".to_vec(), [1; 32], &[], &[]);
+    memo.save().expect("saves");
+    for save in 0..40u8 {
+        let memo = open(&dir, &file);
+        memo.remember(b"new".to_vec(), [save; 32], &[], &[]);
+        memo.save().expect("saves");
+    }
+    let memo = open(&dir, &file);
+    assert_eq!(memo.len(), 1, "only the entry the saves kept using is left");
+}
