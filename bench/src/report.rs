@@ -179,7 +179,7 @@ impl Report {
                 format!("{:.0} µs", l.unsynced_put_us),
             ),
             (
-                "disk: 512 MiB written, then `sync_data`",
+                "disk: 2 GiB written, then `sync_data`",
                 format!("{:.0} MB/s", l.disk_synced),
             ),
         ];

@@ -412,7 +412,7 @@ fn write_pieces(
         let Some(sink) = claim.sink() else {
             return Err(Status::internal("the upload has no sink"));
         };
-        sink.write(&piece.data).map_err(|e| target.sink_status(e))?;
+        sink.write(piece.data).map_err(|e| target.sink_status(e))?;
         claim.report_progress();
         if piece.last {
             target.commit(claim)?;

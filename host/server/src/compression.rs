@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 
+use bytes::Bytes;
 use remex_store::{BlobWriter, Digest, StoreError};
 
 /// Level 1: this server mostly talks to clients on the same machine or network, where speed
@@ -63,10 +64,10 @@ impl Sink {
     }
 
     /// Writes a piece of the stream as it arrives on the wire.
-    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), SinkError> {
+    pub(crate) fn write(&mut self, data: Bytes) -> Result<(), SinkError> {
         match self {
-            Self::Identity(writer) => Ok(writer.write(data)?),
-            Self::Zstd(decoder) => decoder.write_all(data).map_err(sink_error),
+            Self::Identity(writer) => Ok(writer.write_bytes(data)?),
+            Self::Zstd(decoder) => decoder.write_all(&data).map_err(sink_error),
         }
     }
 
@@ -156,7 +157,7 @@ mod tests {
         let writer = store.blob_writer(&digest).expect("writer");
         let mut sink = Sink::new(writer, true).expect("sink");
         for piece in compressed.chunks(100) {
-            sink.write(piece).expect("write");
+            sink.write(Bytes::copy_from_slice(piece)).expect("write");
         }
         sink.finish().expect("finish").commit().expect("commit");
         assert_eq!(store.read(&digest).expect("read"), data);
