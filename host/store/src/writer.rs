@@ -248,7 +248,10 @@ mod tests {
 
     /// A blob of `len` bytes that no two offsets of make the same piece.
     fn large_blob(len: usize) -> Bytes {
-        (0..len).map(|i| (i * 31 % 251) as u8).collect::<Vec<_>>().into()
+        (0..len)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect::<Vec<_>>()
+            .into()
     }
 
     #[test]
