@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -177,18 +178,26 @@ fn store_put_cost(reps: usize, synced: bool) -> anyhow::Result<f64> {
 /// times faster than it can keep up.
 fn disk_synced_rate(reps: usize) -> anyhow::Result<f64> {
     const DISK_BYTES: u64 = 2 * 1024 * 1024 * 1024;
-    let buffer: Vec<u8> = (0..1024 * 1024).map(|i| (i * 17 % 253) as u8).collect();
     let durations = repeat(reps, || {
         let dir = tempfile::tempdir()?;
-        let mut file = std::fs::File::create(dir.path().join("disk"))?;
-        timed(|| {
-            for _ in 0..DISK_BYTES / buffer.len() as u64 {
-                file.write_all(&buffer)?;
-            }
-            Ok(file.sync_data()?)
-        })
+        write_and_sync(dir.path(), DISK_BYTES)
     })?;
     Ok(median_rate(DISK_BYTES, &durations))
+}
+
+/// The time to write `bytes` in 1 MiB writes to a new file in `dir` and `sync_data` it.
+pub fn write_and_sync(dir: &Path, bytes: u64) -> anyhow::Result<Duration> {
+    let buffer: Vec<u8> = (0..1024 * 1024).map(|i| (i * 17 % 253) as u8).collect();
+    let path = dir.join("disk");
+    let mut file = std::fs::File::create(&path)?;
+    let took = timed(|| {
+        for _ in 0..bytes.div_ceil(buffer.len() as u64) {
+            file.write_all(&buffer)?;
+        }
+        Ok(file.sync_data()?)
+    });
+    std::fs::remove_file(&path)?;
+    took
 }
 
 fn blob(round: u64, i: usize) -> Vec<u8> {
