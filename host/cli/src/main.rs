@@ -6,6 +6,7 @@ mod build;
 mod digest;
 mod dist;
 mod help;
+mod planners;
 mod plugin;
 mod plugins;
 mod policy;

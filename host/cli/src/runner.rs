@@ -14,10 +14,11 @@ use remex_action::PreparedAction;
 use remex_model::{Address, Environment, FieldType, Process, Target};
 use remex_plugin_host::{HostServices, LocalHostServices, PlanMemo};
 use remex_store::{ActionDigest, Digest, InputEntry, LocalStore};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::backend::{ActionRun, Backend, Place};
+use crate::planners::Planners;
 use crate::policy;
 use crate::probes::RemoteProbeRunner;
 use crate::progress::LiveView;
@@ -77,9 +78,9 @@ struct Run {
     backend: Backend,
     /// What plugins call back into; one per run, so probe results are shared by all targets.
     services: Arc<dyn HostServices>,
-    /// Bounds the CPU-bound work (planning, preparing actions) on blocking threads to one task
-    /// per core: more threads than cores only add thread start-up and memory-map contention.
-    cpu: Semaphore,
+    /// Where the CPU-bound work (planning, preparing actions) runs: one thread per core, since
+    /// more threads than cores only add thread start-up and memory-map contention.
+    planners: Planners,
     targets: HashMap<Address, Target>,
     /// Plans of earlier runs, given back while the plugin's host calls answer the same.
     plans: Arc<PlanMemo>,
@@ -109,7 +110,7 @@ pub async fn run_targets(
         services: Arc::new(services),
         backend,
         workspace,
-        cpu: Semaphore::new(parallelism),
+        planners: Planners::start(parallelism),
         targets,
         actions: Mutex::new(HashMap::new()),
     });
@@ -260,8 +261,8 @@ fn own_sources(workspace: &Workspace, target: &Target) -> Vec<String> {
 /// A planned process and its action, or why the action could not be built.
 type PlannedAction = (Process, Result<PreparedAction, String>);
 
-/// Plans the target with its plugin and builds the action of every process it returns, on one
-/// blocking thread: plugins are synchronous and CPU-bound, and building actions reads files.
+/// Plans the target with its plugin and builds the action of every process it returns, on a
+/// planning thread: plugins are synchronous and CPU-bound, and building actions reads files.
 /// `inputs` are the outputs of the target's dependencies, by path.
 async fn plan_and_prepare(
     run: &Arc<Run>,
@@ -278,26 +279,33 @@ async fn plan_and_prepare(
     let plans = run.plans.clone();
     let fields = run.backend.output_fields(environment.remote);
     let (environment, inputs) = (environment.clone(), inputs.clone());
-    let _cpu = run.cpu.acquire().await;
-    let planned = tokio::task::spawn_blocking(move || {
-        let repo_root = workspace.repo_root();
-        let processes = plugin
-            .plan_with_memo(&target, &environment, repo_root, &services, &plans)
-            .map_err(|e| e.to_string())?;
-        let prepare = |process: &Process| {
-            remex_action::prepare_in_memory(process, repo_root, &workspace.store, fields, &inputs)
+    let planned = run
+        .planners
+        .run(move || {
+            let repo_root = workspace.repo_root();
+            let processes = plugin
+                .plan_with_memo(&target, &environment, repo_root, &services, &plans)
+                .map_err(|e| e.to_string())?;
+            let prepare = |process: &Process| {
+                remex_action::prepare_in_memory(
+                    process,
+                    repo_root,
+                    &workspace.store,
+                    fields,
+                    &inputs,
+                )
                 .map_err(|e| format!("{}: {e}", process.description))
-        };
-        Ok(processes
-            .into_iter()
-            .map(|process| {
-                let prepared = prepare(&process);
-                (process, prepared)
-            })
-            .collect())
-    })
-    .await;
-    planned.unwrap_or_else(|e| Err(format!("planning stopped: {e}")))
+            };
+            Ok(processes
+                .into_iter()
+                .map(|process| {
+                    let prepared = prepare(&process);
+                    (process, prepared)
+                })
+                .collect())
+        })
+        .await;
+    planned.unwrap_or_else(Err)
 }
 
 async fn run_processes(
