@@ -1,8 +1,8 @@
 //! The threads that plan targets and build their actions: one per core, all taking jobs from one
-//! queue. Plugins are synchronous and CPU-bound, so they run off the async workers; a queue
-//! that holds every target ready to plan lets a planner go from one job to the next without
-//! sleeping, where a blocking task per target, bounded by a semaphore to one per core, woke a
-//! thread and then the waiting task for each one (four context switches per target).
+//! queue. Plugins are synchronous and CPU-bound, so they run off the async workers. With every
+//! target that is ready to plan in one queue, a planner goes from one job to the next without
+//! sleeping; a blocking task per target, held to one per core by a semaphore, would wake a
+//! thread and then the waiting task for every target (three or four context switches each).
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
