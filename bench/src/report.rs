@@ -122,7 +122,7 @@ impl Report {
         let bazel = s
             .bazel
             .as_ref()
-            .map_or("not run (`--no-bazel`)".to_owned(), |b| {
+            .map_or("not run (`--no-bazel`, or not installed)".to_owned(), |b| {
                 format!("`{}` ({})", b.display(), bazel_version(b))
             });
         let _ = writeln!(out, "## This run\n");
