@@ -68,10 +68,11 @@ impl Hashing {
         }
     }
 
-    fn update(&mut self, piece: Bytes) -> io::Result<()> {
+    /// Hashes the next piece; `owned` gives the same bytes for a hashing thread to keep.
+    fn update(&mut self, piece: &[u8], owned: impl FnOnce() -> Bytes) -> io::Result<()> {
         match self {
-            Self::Inline(hasher) => hasher.update(&piece),
-            Self::Thread { pieces, .. } => pieces.send(piece).map_err(|_| hash_thread_lost())?,
+            Self::Inline(hasher) => hasher.update(piece),
+            Self::Thread { pieces, .. } => pieces.send(owned()).map_err(|_| hash_thread_lost())?,
         }
         Ok(())
     }
@@ -125,15 +126,7 @@ impl BlobWriter {
 
     /// Appends `bytes`, refusing to grow past the expected size.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if matches!(self.hashing, Hashing::Thread { .. }) {
-            return self.write_bytes(Bytes::copy_from_slice(bytes));
-        }
-        self.check_room(bytes.len())?;
-        self.write_file(bytes)?;
-        if let Hashing::Inline(hasher) = &mut self.hashing {
-            hasher.update(bytes);
-        }
-        Ok(())
+        self.append(bytes, || Bytes::copy_from_slice(bytes))
     }
 
     /// Like [`BlobWriter::write`] for a piece the caller already holds as [`Bytes`]: from a
@@ -142,14 +135,16 @@ impl BlobWriter {
         if bytes.len() >= HASH_THREAD_MIN_PIECE {
             self.hashing.start_thread();
         }
-        if matches!(self.hashing, Hashing::Inline(_)) {
-            return self.write(&bytes);
-        }
+        self.append(&bytes, || bytes.clone())
+    }
+
+    /// Hashes `bytes` (handing them to the hashing thread first, when there is one, so that
+    /// both run at once) and writes them to the file.
+    fn append(&mut self, bytes: &[u8], owned: impl FnOnce() -> Bytes) -> Result<(), StoreError> {
         self.check_room(bytes.len())?;
-        let path = self.temp.path().to_owned();
-        let hashed = self.hashing.update(bytes.clone());
-        hashed.map_err(io_error("hash", &path))?;
-        self.write_file(&bytes)
+        let hashed = self.hashing.update(bytes, owned);
+        hashed.map_err(|e| io_error("hash", self.temp.path())(e))?;
+        self.write_file(bytes)
     }
 
     fn check_room(&self, len: usize) -> Result<(), StoreError> {
@@ -164,11 +159,8 @@ impl BlobWriter {
     }
 
     fn write_file(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        let path = self.temp.path().to_owned();
-        self.temp
-            .as_file_mut()
-            .write_all(bytes)
-            .map_err(io_error("write", &path))?;
+        let written = self.temp.as_file_mut().write_all(bytes);
+        written.map_err(|e| io_error("write", self.temp.path())(e))?;
         self.written += bytes.len() as u64;
         Ok(())
     }
